@@ -1,0 +1,97 @@
+package verifyd
+
+import (
+	"context"
+	"time"
+)
+
+// Job states.
+const (
+	JobAvailable = "available"
+	JobRunning   = "running"
+	JobFailed    = "failed" // gave up; kept for inspection
+)
+
+// JobDeliver is the kind of a delivery job.
+const JobDeliver = "deliver"
+
+// Job is a durable unit of background work. A delivery job is inserted in
+// the same transaction as its verification; its Payload holds the message
+// (and the plaintext code) sealed with AEAD under the server key.
+type Job struct {
+	ID             string
+	Kind           string
+	AccountID      string
+	VerificationID string
+	Payload        []byte
+	Attempt        int // claims so far, this one included
+	MaxAttempts    int
+	State          string
+	RunAt          time.Time
+	LockedBy       string
+	LockedUntil    time.Time
+	LastError      string
+	CreatedAt      time.Time
+	// InDoubt is set by ClaimJobs on a job whose previous claim ended
+	// without an outcome (its worker died): the message may have left.
+	InDoubt bool
+}
+
+// ClaimParams are the inputs of JobStore.ClaimJobs.
+type ClaimParams struct {
+	Worker string
+	Now    time.Time
+	Lease  time.Duration
+	Limit  int
+}
+
+// DeliveryAttempt records one hand-over of a message to a sender.
+type DeliveryAttempt struct {
+	ID                string
+	VerificationID    string
+	JobID             string
+	Sender            string
+	ProviderMessageID string
+	Parts             int
+	Outcome           string // a delivery status, or "error"
+	Error             string
+	At                time.Time
+}
+
+// JobOutcome is how a worker finishes a claimed job (JobStore.FinishJob).
+type JobOutcome struct {
+	JobID  string
+	Worker string
+	Now    time.Time
+	// Retry makes the job available again at RetryAt; otherwise it is done
+	// (deleted) or, with Dead, kept in state failed.
+	Retry   bool
+	RetryAt time.Time
+	Dead    bool
+	Error   string
+	// DeliveryStatus, if set, is recorded on the verification with its
+	// event (sent → verify.sent; sending_failed → verify.failed).
+	DeliveryStatus string
+	// FailVerification turns a pending verification into error (reason
+	// sending_failed, with verify.completed).
+	FailVerification bool
+	Attempt          *DeliveryAttempt
+}
+
+// JobStore is the durable queue.
+type JobStore interface {
+	// ClaimJobs leases up to Limit due jobs to Worker until Now+Lease:
+	// available jobs whose RunAt has come, and running jobs whose lease has
+	// lapsed (those come back with InDoubt set). Each claim increments
+	// Attempt. Oldest RunAt first.
+	ClaimJobs(ctx context.Context, p ClaimParams) ([]*Job, error)
+	// FinishJob applies the outcome in one transaction, only while Worker
+	// still holds the lease: otherwise ErrLeaseLost and nothing changes.
+	FinishJob(ctx context.Context, o JobOutcome) error
+	// QueueDepth returns the number of jobs not yet finished (available or
+	// running).
+	QueueDepth(ctx context.Context) (int, error)
+}
+
+// ErrLeaseLost means a job's lease was taken over by another worker.
+var ErrLeaseLost = &Error{Code: ECONFLICT, Message: "Job lease lost."}

@@ -1,0 +1,42 @@
+package verifyd
+
+import "context"
+
+// Message is what a sender hands to a carrier. ID is the delivery job's ID:
+// stable across retries, so senders can use it as an idempotency key.
+type Message struct {
+	ID             string  `json:"id"`
+	VerificationID string  `json:"verification_id"`
+	AccountID      string  `json:"account_id"`
+	ProfileID      string  `json:"profile_id"`
+	Channel        Channel `json:"channel"`
+	To             string  `json:"to"`
+	Text           string  `json:"text"` // SMS text, or the words a call speaks
+	Code           string  `json:"code"`
+	CallerID       string  `json:"caller_id,omitempty"` // flash call: the number presented
+	Extension      string  `json:"extension,omitempty"`
+	Language       string  `json:"language"`
+	AppName        string  `json:"app_name,omitempty"`
+	AlphaSender    string  `json:"alpha_sender,omitempty"`
+}
+
+// SendResult describes a message a sender took.
+type SendResult struct {
+	Sender            string
+	ProviderMessageID string
+	Parts             int
+	Status            string // DeliverySent or DeliveryDelivered
+}
+
+// Sender hands messages to a carrier. An error means the sender did not
+// take the message; a *Error with code ECHANNEL means it never will
+// (permanent), anything else may be retried.
+type Sender interface {
+	Send(ctx context.Context, m *Message) (*SendResult, error)
+}
+
+// Reconciler is an optional Sender capability: after a worker died between
+// sending and recording, it tells whether message id already left.
+type Reconciler interface {
+	Sent(ctx context.Context, id string) (bool, error)
+}

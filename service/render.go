@@ -1,0 +1,71 @@
+package service
+
+import (
+	"context"
+	"strings"
+
+	"github.com/verifyd/verifyd"
+)
+
+// texts are verifyd's default message texts per language (D28). The code
+// comes first so it survives truncation on any handset.
+var texts = map[string]struct{ sms, call string }{
+	"en": {"{{code}} is your {{app_name}} verification code.", "Your {{app_name}} verification code is {{code}}. Again, your code is {{code}}."},
+	"de": {"{{code}} ist Ihr {{app_name}} Bestätigungscode.", "Ihr {{app_name}} Bestätigungscode lautet {{code}}. Noch einmal: {{code}}."},
+	"fr": {"{{code}} est votre code de vérification {{app_name}}.", "Votre code de vérification {{app_name}} est {{code}}. Je répète : {{code}}."},
+	"es": {"{{code}} es tu código de verificación de {{app_name}}.", "Tu código de verificación de {{app_name}} es {{code}}. Repito: {{code}}."},
+	"ru": {"{{code}} — ваш код подтверждения {{app_name}}.", "Ваш код подтверждения {{app_name}}: {{code}}. Повторяю: {{code}}."},
+}
+
+// bestLanguage maps a BCP 47 tag to a language we have texts for, else en.
+func bestLanguage(tag string) string {
+	base, _, _ := strings.Cut(strings.ToLower(tag), "-")
+	if _, ok := texts[base]; ok {
+		return base
+	}
+	return "en"
+}
+
+// render builds the message a sender hands to the carrier.
+func (s *Service) render(ctx context.Context, p *verifyd.Profile, set verifyd.ChannelSettings, v *verifyd.Verification, code, callerID string) (*verifyd.Message, error) {
+	lang := p.LanguageOrDefault()
+	appName := set.AppName
+	if appName == "" {
+		appName = p.Name
+	}
+	m := &verifyd.Message{
+		ID: verifyd.NewID(), VerificationID: v.ID, AccountID: v.AccountID, ProfileID: v.ProfileID,
+		Channel: v.Type, To: v.PhoneNumber, Code: code, CallerID: callerID, Extension: v.Extension,
+		Language: lang, AppName: appName, AlphaSender: set.AlphaSender,
+	}
+	t := texts[bestLanguage(lang)]
+	text := t.sms
+	spoken := code
+	switch v.Type {
+	case verifyd.Call:
+		text = t.call
+		spoken = strings.Join(strings.Split(code, ""), " ") // digit by digit
+	case verifyd.Flashcall:
+		m.Text = "flash call from " + callerID
+		return m, nil
+	}
+	if set.TemplateID != "" {
+		tpl, err := s.store.GetTemplate(ctx, p.AccountID, set.TemplateID)
+		switch {
+		case err == nil:
+			text = tpl.Text
+		case verifyd.ErrorCode(err) != verifyd.ENOTFOUND:
+			return nil, err
+		}
+	}
+	m.Text = rePlaceholder.ReplaceAllStringFunc(text, func(ph string) string {
+		switch rePlaceholder.FindStringSubmatch(ph)[1] {
+		case "code":
+			return spoken
+		case "app_name":
+			return appName
+		}
+		return ph
+	})
+	return m, nil
+}

@@ -1,0 +1,129 @@
+// Package service is the core of verifyd: it starts verifications, checks
+// codes, manages profiles and templates, and delivers messages through a
+// durable queue. It knows no HTTP and no SQL: it talks to a verifyd.Store and
+// to verifyd.Senders, and returns *verifyd.Error values the API maps.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/verifyd/verifyd"
+)
+
+// Options are the operator settings of the core. Zero values take defaults.
+type Options struct {
+	// MaxAttempts is the number of checks per verification (1–10, default 5; D8).
+	MaxAttempts int
+	// FailureWindow and MaxFailures cap failed checks per (profile, phone)
+	// over a rolling window (default 1 h, 10; D10).
+	FailureWindow time.Duration
+	MaxFailures   int
+	// DefaultDestinations is the operator default for a channel's
+	// whitelisted_destinations (D24); shipped empty.
+	DefaultDestinations []string
+	// FlashDigits is the number of trailing caller-ID digits that form a
+	// flash-call code (D19, default 4).
+	FlashDigits int
+	// FlashCallerPrefix is the number prefix flash-call caller IDs are
+	// drawn under (console default +1555).
+	FlashCallerPrefix string
+	// Channels lists the channels a sender is configured for; others
+	// answer V0009 (D6).
+	Channels []verifyd.Channel
+	// Now and Codes are injected for tests; defaults time.Now and
+	// crypto/rand.
+	Now   func() time.Time
+	Codes CodeSource
+	// AuthCacheTTL bounds how long an API key lookup is cached (default 2 s;
+	// a revoked key stops working within it).
+	AuthCacheTTL time.Duration
+	// Observer receives counters; nil discards them.
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Observer receives the core's counters (the API layer exports them).
+type Observer interface {
+	// Count counts one event of a verification on channel ch: outcome is
+	// triggered, accepted, rejected, or a delivery status.
+	Count(ch verifyd.Channel, outcome string)
+}
+
+// Service is the core. It is safe for concurrent use.
+type Service struct {
+	store verifyd.Store
+	keys  *Keys
+	opts  Options
+	log   *slog.Logger
+	auth  *authCache
+	// wakeCh nudges this process's delivery worker when a job is enqueued.
+	wakeCh chan struct{}
+}
+
+// New returns a Service over store, sealing codes with keys.
+func New(store verifyd.Store, keys *Keys, opts Options) *Service {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.FailureWindow <= 0 {
+		opts.FailureWindow = time.Hour
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = 10
+	}
+	if opts.FlashDigits <= 0 {
+		opts.FlashDigits = 4
+	}
+	if opts.FlashCallerPrefix == "" {
+		opts.FlashCallerPrefix = "+1555"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Codes == nil {
+		opts.Codes = RandomCode
+	}
+	if opts.AuthCacheTTL <= 0 {
+		opts.AuthCacheTTL = 2 * time.Second
+	}
+	if opts.Channels == nil {
+		opts.Channels = []verifyd.Channel{verifyd.SMS, verifyd.Call, verifyd.Flashcall}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultDestinations == nil {
+		opts.DefaultDestinations = []string{}
+	}
+	return &Service{store: store, keys: keys, opts: opts, log: opts.Logger, auth: newAuthCache(),
+		wakeCh: make(chan struct{}, 1)}
+}
+
+// DefaultDestinations is the operator default for whitelisted_destinations.
+func (s *Service) DefaultDestinations() []string { return s.opts.DefaultDestinations }
+
+// Ready reports whether the store answers.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return verifyd.ErrUnavailable
+	}
+	return nil
+}
+
+// QueueDepth returns the number of unfinished delivery jobs.
+func (s *Service) QueueDepth(ctx context.Context) (int, error) { return s.store.QueueDepth(ctx) }
+
+func (s *Service) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) count(ch verifyd.Channel, outcome string) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.Count(ch, outcome)
+	}
+}

@@ -1,0 +1,201 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"regexp"
+	"time"
+
+	"github.com/verifyd/verifyd"
+)
+
+// TriggerRequest is a decoded trigger body (POST /verifications/{channel}).
+// Pointers are nil when the field was absent or null.
+type TriggerRequest struct {
+	Channel     verifyd.Channel
+	PhoneNumber string
+	ProfileID   string
+	TimeoutSecs *int
+	CustomCode  *string
+	Extension   *string
+}
+
+var (
+	reCustomCode = regexp.MustCompile(`^[0-9]{4,10}$`)
+	reExtension  = regexp.MustCompile(`^[0-9A-D*#wW]{0,50}$`)
+)
+
+func invalid(pointer, format string, args ...any) error {
+	return &verifyd.Error{Code: verifyd.EINVALID, Message: fmt.Sprintf(format, args...), Pointer: pointer}
+}
+
+// Trigger starts a verification: it validates the request, draws (or takes)
+// the code, and in one transaction supersedes the pending verification for
+// (profile, phone), stores the new one and enqueues its delivery job with the
+// message sealed inside. Delivery happens in the background.
+func (s *Service) Trigger(ctx context.Context, acct *verifyd.Account, r TriggerRequest) (*verifyd.Verification, error) {
+	if !s.channelEnabled(r.Channel) {
+		return nil, &verifyd.Error{Code: verifyd.ECHANNEL, Message: fmt.Sprintf("No sender is configured for the %s channel.", r.Channel)}
+	}
+	if _, err := ValidatePhone(r.PhoneNumber); err != nil {
+		return nil, err.(*verifyd.Error).At("/phone_number")
+	}
+	if r.ProfileID == "" {
+		return nil, (&verifyd.Error{Code: verifyd.EREQUIRED, Message: "verify_profile_id is required."}).At("/verify_profile_id")
+	}
+	profile, err := s.referencedProfile(ctx, acct.ID, r.ProfileID)
+	if err != nil {
+		return nil, err
+	}
+	settings := profile.Settings(r.Channel)
+	timeout := settings.TimeoutSecs
+	if r.TimeoutSecs != nil {
+		if *r.TimeoutSecs < 30 || *r.TimeoutSecs > 86400 {
+			return nil, invalid("/timeout_secs", "timeout_secs must be between 30 and 86400.")
+		}
+		timeout = *r.TimeoutSecs
+	}
+	var code, callerID, extension string
+	custom := false
+	switch {
+	case r.Channel == verifyd.Flashcall:
+		callerID, code, err = s.flashCallerID()
+	case r.CustomCode != nil:
+		if !reCustomCode.MatchString(*r.CustomCode) {
+			return nil, invalid("/custom_code", "custom_code must be 4 to 10 digits.")
+		}
+		code, custom = *r.CustomCode, true
+	default:
+		code, err = s.opts.Codes(settings.CodeLength)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Extension != nil && r.Channel == verifyd.Call {
+		if !reExtension.MatchString(*r.Extension) {
+			return nil, invalid("/extension", "extension may hold only 0-9, A-D, *, #, w and W (at most 50).")
+		}
+		extension = *r.Extension
+	}
+
+	now := s.opts.Now().UTC()
+	v := &verifyd.Verification{
+		ID: verifyd.NewID(), AccountID: acct.ID, ProfileID: profile.ID, Type: r.Channel,
+		PhoneNumber: r.PhoneNumber, CustomCode: custom, Extension: extension, TimeoutSecs: timeout,
+		Status: verifyd.StatusPending, CreatedAt: now, UpdatedAt: now,
+		ExpiresAt: now.Add(time.Duration(timeout) * time.Second),
+	}
+	v.CodeHash = s.keys.HashCode(v.ID, code)
+	msg, err := s.render(ctx, profile, settings, v, code, callerID)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	job := &verifyd.Job{
+		ID: msg.ID, Kind: verifyd.JobDeliver, AccountID: acct.ID, VerificationID: v.ID,
+		MaxAttempts: 8, State: verifyd.JobAvailable, RunAt: now, CreatedAt: now,
+	}
+	job.Payload = s.keys.Seal(plain, []byte(job.ID))
+	_, err = s.store.CreateVerification(ctx, verifyd.CreateParams{
+		Verification: v, Job: job, Now: now,
+		Guard: func(newest *verifyd.Verification) error {
+			if newest != nil && newest.Status == verifyd.StatusInvalid && now.Before(newest.ExpiresAt) {
+				return &verifyd.Error{Code: verifyd.EMAXATTEMPTS,
+					Message:    "The attempt budget for this number is used up; a new code can be sent after the last one expires.",
+					RetryAfter: ceilSeconds(newest.ExpiresAt.Sub(now))}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.count(r.Channel, "triggered")
+	s.wake()
+	return v, nil
+}
+
+func ceilSeconds(d time.Duration) int {
+	n := int((d + time.Second - 1) / time.Second)
+	return max(n, 1)
+}
+
+func (s *Service) channelEnabled(ch verifyd.Channel) bool {
+	for _, c := range s.opts.Channels {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+// referencedProfile loads a profile named in a request body: a malformed or
+// unknown ID is a reference error (10017) at /verify_profile_id.
+func (s *Service) referencedProfile(ctx context.Context, accountID, id string) (*verifyd.Profile, error) {
+	notFound := (&verifyd.Error{Code: verifyd.EREFERENCE, Message: "The verify profile does not exist."}).At("/verify_profile_id")
+	if !verifyd.ValidID(id) {
+		return nil, notFound
+	}
+	p, err := s.store.GetProfile(ctx, accountID, id)
+	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
+		return nil, notFound
+	}
+	return p, err
+}
+
+// flashCallerID draws the number a flash call presents; its trailing
+// FlashDigits digits are the code (D19).
+func (s *Service) flashCallerID() (callerID, code string, err error) {
+	const total = 11 // digits after '+' in the presented number
+	n := total - (len(s.opts.FlashCallerPrefix) - 1)
+	if n < s.opts.FlashDigits {
+		n = s.opts.FlashDigits
+	}
+	lim := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+	r, err := rand.Int(rand.Reader, lim)
+	if err != nil {
+		return "", "", err
+	}
+	callerID = s.opts.FlashCallerPrefix + fmt.Sprintf("%0*s", n, r.String())
+	return callerID, callerID[len(callerID)-s.opts.FlashDigits:], nil
+}
+
+// GetVerification returns a verification of the account, expired first if
+// it is pending past expiry (time-correct read, D11).
+func (s *Service) GetVerification(ctx context.Context, acct *verifyd.Account, id string) (*verifyd.Verification, error) {
+	v, err := s.store.GetVerification(ctx, acct.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	if now := s.opts.Now(); v.PendingExpired(now) {
+		return s.store.ExpireVerification(ctx, acct.ID, id, now.UTC())
+	}
+	return v, nil
+}
+
+// ListByPhone returns a page of the account's verifications for phone, newest
+// first, and the total.
+func (s *Service) ListByPhone(ctx context.Context, acct *verifyd.Account, phone string, offset, limit int) ([]*verifyd.Verification, int, error) {
+	if err := CheckPhoneFormat(phone); err != nil {
+		return nil, 0, err.(*verifyd.Error).Param("phone_number")
+	}
+	list, total, err := s.store.ListVerificationsByPhone(ctx, acct.ID, phone, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := s.opts.Now()
+	for i, v := range list {
+		if v.PendingExpired(now) {
+			if list[i], err = s.store.ExpireVerification(ctx, acct.ID, v.ID, now.UTC()); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return list, total, nil
+}

@@ -1,0 +1,190 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verifyd/verifyd"
+	"github.com/verifyd/verifyd/service"
+)
+
+// fakeSender is a function-field sender for worker tests (real carriers
+// are tested in their own packages).
+type fakeSender struct {
+	mu     sync.Mutex
+	sent   []*verifyd.Message
+	SendFn func(m *verifyd.Message) error
+	SentFn func(id string) bool
+	got    chan *verifyd.Message
+}
+
+func newFakeSender() *fakeSender { return &fakeSender{got: make(chan *verifyd.Message, 100)} }
+
+func (s *fakeSender) Send(_ context.Context, m *verifyd.Message) (*verifyd.SendResult, error) {
+	if s.SendFn != nil {
+		if err := s.SendFn(m); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	s.sent = append(s.sent, m)
+	s.mu.Unlock()
+	s.got <- m
+	return &verifyd.SendResult{Sender: "fake", ProviderMessageID: "p-" + m.ID, Parts: 1, Status: verifyd.DeliverySent}, nil
+}
+
+func (s *fakeSender) Sent(_ context.Context, id string) (bool, error) {
+	if s.SentFn != nil {
+		return s.SentFn(id), nil
+	}
+	return false, nil
+}
+
+func waitMsg(t *testing.T, ch <-chan *verifyd.Message) *verifyd.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message delivered within 10 s")
+		return nil
+	}
+}
+
+// waitFor polls cond with a deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWorker_DeliversRenderedMessage(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	tpl := "Code {{code}} for {{app_name}}"
+	tp, err := f.svc.CreateTemplate(f.ctx, f.acct, &tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.mustProfile(t, f.acct, map[string]any{"name": "Shop", "sms": map[string]any{"messaging_template_id": tp.ID, "app_name": "Acme"}})
+	s := newFakeSender()
+	w := f.svc.NewWorker(s, service.WorkerOptions{Poll: 10 * time.Millisecond})
+	w.Start(f.ctx)
+	defer w.Stop()
+
+	f.codes.Push("314159")
+	v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: phone, ProfileID: p.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := waitMsg(t, s.got)
+	if m.Text != "Code 314159 for Acme" || m.Code != "314159" || m.VerificationID != v.ID || m.To != phone {
+		t.Fatalf("message %+v", m)
+	}
+	waitFor(t, "delivery status sent", func() bool { return f.get(t, v.ID).DeliveryStatus == verifyd.DeliverySent })
+
+	// The default text puts the code first; a call speaks it digit by digit.
+	f.codes.Push("2718")
+	f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: "+447400123457", ProfileID: f.profile.ID})
+	if m := waitMsg(t, s.got); !strings.HasPrefix(m.Text, "2718 ") {
+		t.Fatalf("default sms text %q", m.Text)
+	}
+	f.codes.Push("2718")
+	f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.Call, PhoneNumber: "+447400123458", ProfileID: f.profile.ID})
+	if m := waitMsg(t, s.got); !strings.Contains(m.Text, "2 7 1 8") {
+		t.Fatalf("call text %q", m.Text)
+	}
+	fv, _ := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.Flashcall, PhoneNumber: "+447400123459", ProfileID: f.profile.ID})
+	m = waitMsg(t, s.got)
+	if len(m.CallerID) < 8 || !strings.HasSuffix(m.CallerID, m.Code) || len(m.Code) != 4 {
+		t.Fatalf("flash call caller %q code %q", m.CallerID, m.Code)
+	}
+	if _, ok, err := f.svc.CheckByID(f.ctx, f.acct, fv.ID, &m.Code, nil); err != nil || !ok {
+		t.Fatalf("flash code from caller ID: ok=%v err=%v", ok, err)
+	}
+}
+
+func TestWorker_RetriesThenFailsVerification(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	s := newFakeSender()
+	var calls int
+	var mu sync.Mutex
+	s.SendFn = func(*verifyd.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return errors.New("carrier hiccup")
+		}
+		return &verifyd.Error{Code: verifyd.ECHANNEL, Message: "no route"}
+	}
+	w := f.svc.NewWorker(s, service.WorkerOptions{Poll: 5 * time.Millisecond, RetryBase: time.Second, RetryMax: time.Second})
+	w.Start(f.ctx)
+	defer w.Stop()
+	v := f.trigger(t, phone, "12345")
+	waitFor(t, "first attempt", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 1 })
+	f.clock.Add(2 * time.Second) // the retry comes due
+	waitFor(t, "verification error", func() bool { return f.get(t, v.ID).Status == verifyd.StatusError })
+	got := f.get(t, v.ID)
+	if got.DeliveryStatus != verifyd.DeliverySendingFailed || got.CompletionReason != verifyd.ReasonSendingFailed {
+		t.Fatalf("delivery %s reason %s", got.DeliveryStatus, got.CompletionReason)
+	}
+	events, err := f.store.ListEvents(f.ctx, f.acct.ID, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if strings.Join(types, ",") != "verify.failed,verify.completed" {
+		t.Fatalf("events %v", types)
+	}
+}
+
+func TestWorker_SealedPayloadHoldsNoPlainCode(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	v := f.trigger(t, phone, "8675309")
+	jobs, err := f.store.ClaimJobs(f.ctx, verifyd.ClaimParams{Worker: "t", Now: f.clock.Now(), Lease: time.Minute, Limit: 10})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs %d err %v", len(jobs), err)
+	}
+	if strings.Contains(string(jobs[0].Payload), "8675309") || jobs[0].VerificationID != v.ID {
+		t.Fatal("job payload holds the plaintext code")
+	}
+	stored, _ := f.store.GetVerification(f.ctx, f.acct.ID, v.ID)
+	if strings.Contains(string(stored.CodeHash), "8675309") || len(stored.CodeHash) != 32 {
+		t.Fatal("stored code is not a 32-byte HMAC")
+	}
+}
+
+func TestWorker_InDoubtJobReconciled(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	v := f.trigger(t, phone, "12345")
+	// A worker that died after claiming: its lease lapses.
+	if _, err := f.store.ClaimJobs(f.ctx, verifyd.ClaimParams{Worker: "dead", Now: f.clock.Now(), Lease: time.Second, Limit: 10}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(2 * time.Second)
+	s := newFakeSender()
+	s.SentFn = func(string) bool { return true } // the dead worker's message did leave
+	w := f.svc.NewWorker(s, service.WorkerOptions{Poll: 5 * time.Millisecond})
+	w.Idle = make(chan struct{}, 1)
+	w.Start(f.ctx)
+	defer w.Stop()
+	waitFor(t, "reconciled delivery", func() bool { return f.get(t, v.ID).DeliveryStatus == verifyd.DeliverySent })
+	if len(s.sent) != 0 {
+		t.Fatalf("in-doubt job sent again (%d)", len(s.sent))
+	}
+	if n, _ := f.store.QueueDepth(f.ctx); n != 0 {
+		t.Fatalf("queue depth %d", n)
+	}
+}

@@ -1,0 +1,89 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/verifyd/verifyd"
+)
+
+// Attempt checks a code atomically: it selects the verification, resolves
+// its expiry (kept even if Decide refuses), counts recent failures of
+// (profile, phone), calls Decide and applies the decision.
+func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.AttemptResult, error) {
+	if p.Decide == nil {
+		return verifyd.AttemptResult{}, verifyd.Errorf(verifyd.EINTERNAL, "Decide is required.")
+	}
+	var res verifyd.AttemptResult
+	err := s.write(ctx, func(w *wtx) error {
+		res = verifyd.AttemptResult{}
+		var v *verifyd.Verification
+		var err error
+		if p.ID != "" {
+			v, err = w.getVerification(qVerificationByID, p.ID, p.AccountID)
+		} else {
+			v, err = w.getVerification(qNewestVerification, p.ProfileID, p.PhoneNumber, p.AccountID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := w.expireByTime(v, p.Now); err != nil {
+			return err
+		}
+		profileID, phone := p.ProfileID, p.PhoneNumber
+		if v != nil {
+			profileID, phone = v.ProfileID, v.PhoneNumber
+		}
+		var failures int
+		if profileID != "" {
+			if _, err := w.queryRow(func(r rowScanner) error { return r.Scan(&failures) },
+				`SELECT count(*) FROM check_failures WHERE profile_id = ? AND phone_number = ? AND at >= ?`,
+				profileID, phone, tm(p.FailuresSince)); err != nil {
+				return err
+			}
+		}
+		var arg *verifyd.Verification
+		if v != nil {
+			c := *v
+			arg = &c
+		}
+		d, err := p.Decide(arg, failures)
+		if err != nil {
+			res.Verification = v
+			return &keep{err}
+		}
+
+		pending := v != nil && v.Status == verifyd.StatusPending
+		switch {
+		case d == verifyd.DecideAccept && pending && v.Attempts < p.MaxAttempts:
+			v.Attempts++
+			if err := w.complete(v, verifyd.StatusAccepted, verifyd.ReasonAccepted, p.Now); err != nil {
+				return err
+			}
+			res.Accepted = true
+		default: // a reject, or an accept that cannot apply
+			if pending {
+				v.Attempts++
+				v.UpdatedAt = p.Now
+				if v.Attempts >= p.MaxAttempts {
+					if err := w.complete(v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now); err != nil {
+						return err
+					}
+				} else if err := w.saveVerification(v); err != nil {
+					return err
+				}
+			}
+			if profileID != "" {
+				if _, err := w.exec(`INSERT INTO check_failures (profile_id, phone_number, at) VALUES (?, ?, ?)`,
+					profileID, phone, tm(p.Now)); err != nil {
+					return err
+				}
+			}
+		}
+		res.Verification = v
+		return nil
+	})
+	if err != nil {
+		return verifyd.AttemptResult{}, err
+	}
+	return res, nil
+}

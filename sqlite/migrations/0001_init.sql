@@ -1,0 +1,132 @@
+-- verifyd schema, SQLite. Times are INTEGER unix microseconds, UTC (0 = unset).
+
+CREATE TABLE accounts (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	disabled   INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+	id         TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts (id),
+	name       TEXT NOT NULL,
+	prefix     TEXT NOT NULL,
+	hash       BLOB NOT NULL,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER
+);
+CREATE UNIQUE INDEX api_keys_hash ON api_keys (hash);
+CREATE INDEX api_keys_account ON api_keys (account_id, created_at);
+
+CREATE TABLE profiles (
+	id                        TEXT PRIMARY KEY,
+	account_id                TEXT NOT NULL REFERENCES accounts (id),
+	name                      TEXT NOT NULL,
+	webhook_url               TEXT NOT NULL,
+	webhook_failover_url      TEXT NOT NULL,
+	language                  TEXT NOT NULL,
+	daily_spend_limit         REAL,
+	daily_spend_limit_enabled INTEGER NOT NULL,
+	channels                  TEXT NOT NULL, -- JSON object: channel -> settings
+	created_at                INTEGER NOT NULL,
+	updated_at                INTEGER NOT NULL,
+	deleted_at                INTEGER
+);
+-- Not partial: it also serves lookups that include deleted profiles.
+CREATE INDEX profiles_account_name ON profiles (account_id, name);
+CREATE INDEX profiles_account_created ON profiles (account_id, created_at, id) WHERE deleted_at IS NULL;
+
+CREATE TABLE templates (
+	id         TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts (id),
+	text       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX templates_account ON templates (account_id, created_at, id);
+
+-- Every index on this table costs each trigger a B-tree insert, and those
+-- keyed by random values (UUIDs, phone numbers) a page written to the WAL,
+-- so there are as few as the hot lookups need:
+--   - the primary key (id) serves GetVerification (id = ? AND account_id = ?);
+--     an (account_id, id) index would find nothing it does not;
+--   - (profile_id, phone_number, created_at DESC, id DESC) serves the newest
+--     lookup of every trigger and of checks by phone, and also
+--     ListVerificationsByPhone (one seek per profile of the account, then a
+--     sort of that phone's few rows), so there is no (account_id,
+--     phone_number) index;
+--   - the partial indexes on pending rows only append (expires_at and rowid
+--     grow) and shrink as verifications complete.
+CREATE TABLE verifications (
+	id                TEXT PRIMARY KEY,
+	account_id        TEXT NOT NULL,
+	profile_id        TEXT NOT NULL REFERENCES profiles (id),
+	type              TEXT NOT NULL,
+	phone_number      TEXT NOT NULL,
+	code_hash         BLOB,
+	custom_code       INTEGER NOT NULL,
+	extension         TEXT NOT NULL,
+	timeout_secs      INTEGER NOT NULL,
+	status            TEXT NOT NULL,
+	attempts          INTEGER NOT NULL,
+	completion_reason TEXT NOT NULL,
+	delivery_status   TEXT NOT NULL,
+	created_at        INTEGER NOT NULL,
+	updated_at        INTEGER NOT NULL,
+	expires_at        INTEGER NOT NULL
+);
+CREATE INDEX verifications_profile_phone ON verifications (profile_id, phone_number, created_at DESC, id DESC);
+CREATE INDEX verifications_pending_expiry ON verifications (status, expires_at) WHERE status = 'pending';
+CREATE INDEX verifications_pending_profile ON verifications (profile_id) WHERE status = 'pending';
+
+CREATE TABLE jobs (
+	id              TEXT PRIMARY KEY,
+	kind            TEXT NOT NULL,
+	account_id      TEXT NOT NULL,
+	verification_id TEXT NOT NULL,
+	payload         BLOB,
+	attempt         INTEGER NOT NULL,
+	max_attempts    INTEGER NOT NULL,
+	state           TEXT NOT NULL,
+	run_at          INTEGER NOT NULL,
+	locked_by       TEXT NOT NULL,
+	locked_until    INTEGER NOT NULL,
+	last_error      TEXT NOT NULL,
+	created_at      INTEGER NOT NULL
+);
+CREATE INDEX jobs_state_run_at ON jobs (state, run_at);
+
+-- seq orders the log (events of one instant keep their write order).
+CREATE TABLE events (
+	seq             INTEGER PRIMARY KEY,
+	id              TEXT NOT NULL,
+	account_id      TEXT NOT NULL,
+	profile_id      TEXT NOT NULL,
+	verification_id TEXT NOT NULL,
+	type            TEXT NOT NULL,
+	occurred_at     INTEGER NOT NULL,
+	payload         BLOB NOT NULL
+);
+CREATE INDEX events_verification ON events (verification_id, seq);
+
+CREATE TABLE delivery_attempts (
+	id                  TEXT PRIMARY KEY,
+	verification_id     TEXT NOT NULL,
+	job_id              TEXT NOT NULL,
+	sender              TEXT NOT NULL,
+	provider_message_id TEXT NOT NULL,
+	parts               INTEGER NOT NULL,
+	outcome             TEXT NOT NULL,
+	error               TEXT NOT NULL,
+	at                  INTEGER NOT NULL
+);
+CREATE INDEX delivery_attempts_verification ON delivery_attempts (verification_id, at);
+
+CREATE TABLE check_failures (
+	seq          INTEGER PRIMARY KEY,
+	profile_id   TEXT NOT NULL,
+	phone_number TEXT NOT NULL,
+	at           INTEGER NOT NULL
+);
+CREATE INDEX check_failures_profile_phone ON check_failures (profile_id, phone_number, at);

@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/verifyd/verifyd"
+)
+
+const verificationCols = `id, account_id, profile_id, type, phone_number, code_hash, custom_code, extension,
+	timeout_secs, status, attempts, completion_reason, delivery_status, created_at, updated_at, expires_at`
+
+func scanVerification(r rowScanner) (*verifyd.Verification, error) {
+	var v verifyd.Verification
+	var created, updated, expires int64
+	if err := r.Scan(&v.ID, &v.AccountID, &v.ProfileID, &v.Type, &v.PhoneNumber, &v.CodeHash, &v.CustomCode,
+		&v.Extension, &v.TimeoutSecs, &v.Status, &v.Attempts, &v.CompletionReason, &v.DeliveryStatus,
+		&created, &updated, &expires); err != nil {
+		return nil, err
+	}
+	v.CreatedAt, v.UpdatedAt, v.ExpiresAt = fromTM(created), fromTM(updated), fromTM(expires)
+	return &v, nil
+}
+
+// getVerification reads one verification in the batch transaction; nil if
+// there is none.
+func (w *wtx) getVerification(query string, args ...any) (*verifyd.Verification, error) {
+	var v *verifyd.Verification
+	_, err := w.queryRow(func(r rowScanner) (err error) { v, err = scanVerification(r); return err }, query, args...)
+	return v, err
+}
+
+const (
+	qVerificationByID = `SELECT ` + verificationCols + ` FROM verifications WHERE id = ? AND account_id = ?`
+	// The newest verification of (profile, phone), by created_at then id.
+	qNewestVerification = `SELECT ` + verificationCols + ` FROM verifications
+		WHERE profile_id = ? AND phone_number = ? AND account_id = ?
+		ORDER BY created_at DESC, id DESC LIMIT 1`
+)
+
+// saveVerification writes the mutable fields of v.
+func (w *wtx) saveVerification(v *verifyd.Verification) error {
+	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?,
+		delivery_status = ?, updated_at = ? WHERE id = ?`,
+		v.Status, v.Attempts, v.CompletionReason, v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
+	return err
+}
+
+// insertEvent appends e to the event log.
+func (w *wtx) insertEvent(e *verifyd.Event) error {
+	_, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, tm(e.OccurredAt), e.Payload)
+	return err
+}
+
+// complete moves v out of pending to status with reason at now, saves it
+// and writes its verify.completed event.
+func (w *wtx) complete(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) error {
+	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
+	if err := w.saveVerification(v); err != nil {
+		return err
+	}
+	return w.insertEvent(verifyd.NewEvent(verifyd.EventCompleted, v, now))
+}
+
+// expireByTime records v expired (timed_out) if it is pending past expiry.
+func (w *wtx) expireByTime(v *verifyd.Verification, now time.Time) error {
+	if v == nil || !v.PendingExpired(now) {
+		return nil
+	}
+	return w.complete(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, now)
+}
+
+// CreateVerification expires by time the newest verification of (profile,
+// phone), calls Guard, supersedes a pending newest one (its Attempts carry
+// over to p.Verification), and inserts the verification and its job, all in
+// one transaction. A Guard error keeps only the time expiry.
+func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) (*verifyd.Verification, error) {
+	v, j, now := p.Verification, p.Job, p.Now
+	if v == nil || j == nil {
+		return nil, verifyd.Errorf(verifyd.EINTERNAL, "Verification and job are required.")
+	}
+	var superseded *verifyd.Verification
+	var nv verifyd.Verification
+	var nj verifyd.Job
+	err := s.write(ctx, func(w *wtx) error {
+		superseded = nil
+		newest, err := w.getVerification(qNewestVerification, v.ProfileID, v.PhoneNumber, v.AccountID)
+		if err != nil {
+			return err
+		}
+		if err := w.expireByTime(newest, now); err != nil {
+			return err
+		}
+		if p.Guard != nil {
+			if err := p.Guard(newest); err != nil {
+				return &keep{err}
+			}
+		}
+		attempts := v.Attempts
+		if newest != nil && newest.Status == verifyd.StatusPending {
+			if err := w.complete(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now); err != nil {
+				return err
+			}
+			attempts += newest.Attempts
+			superseded = newest
+		}
+		nv = *v
+		nv.Attempts = attempts
+		if nv.ID == "" {
+			nv.ID = verifyd.NewID()
+		}
+		if nv.Status == "" {
+			nv.Status = verifyd.StatusPending
+		}
+		if nv.CreatedAt.IsZero() {
+			nv.CreatedAt = now
+		}
+		if newest != nil && !nv.CreatedAt.After(newest.CreatedAt) {
+			// Keep created_at strictly increasing per (profile, phone) so
+			// "newest" never depends on the random ID.
+			shift := newest.CreatedAt.Add(time.Microsecond).Sub(nv.CreatedAt)
+			nv.CreatedAt = nv.CreatedAt.Add(shift)
+			nv.ExpiresAt = nv.ExpiresAt.Add(shift)
+			if !nv.UpdatedAt.IsZero() {
+				nv.UpdatedAt = nv.UpdatedAt.Add(shift)
+			}
+		}
+		if nv.UpdatedAt.IsZero() {
+			nv.UpdatedAt = nv.CreatedAt
+		}
+		if _, err := w.exec(`INSERT INTO verifications (`+verificationCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			nv.ID, nv.AccountID, nv.ProfileID, nv.Type, nv.PhoneNumber, nv.CodeHash, b2i(nv.CustomCode), nv.Extension,
+			nv.TimeoutSecs, nv.Status, nv.Attempts, nv.CompletionReason, nv.DeliveryStatus,
+			tm(nv.CreatedAt), tm(nv.UpdatedAt), tm(nv.ExpiresAt)); err != nil {
+			return err
+		}
+		nj = *j
+		if nj.ID == "" {
+			nj.ID = verifyd.NewID()
+		}
+		if nj.Kind == "" {
+			nj.Kind = verifyd.JobDeliver
+		}
+		if nj.AccountID == "" {
+			nj.AccountID = nv.AccountID
+		}
+		if nj.VerificationID == "" {
+			nj.VerificationID = nv.ID
+		}
+		if nj.State == "" {
+			nj.State = verifyd.JobAvailable
+		}
+		if nj.RunAt.IsZero() {
+			nj.RunAt = now
+		}
+		if nj.CreatedAt.IsZero() {
+			nj.CreatedAt = now
+		}
+		if err := w.insertJob(&nj); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The caller sees the stored state (IDs, carried Attempts) once committed.
+	*v, *j = nv, nj
+	return superseded, nil
+}
+
+// GetVerification returns the verification as stored, or ENOTFOUND.
+func (s *Store) GetVerification(ctx context.Context, accountID, id string) (*verifyd.Verification, error) {
+	var v *verifyd.Verification
+	err := s.queryRow(ctx, func(r rowScanner) (err error) { v, err = scanVerification(r); return err },
+		qVerificationByID, id, accountID)
+	return v, err
+}
+
+// ListVerificationsByPhone returns the account's verifications for phone
+// over every profile, newest first (created_at, id), and the total.
+func (s *Store) ListVerificationsByPhone(ctx context.Context, accountID, phone string, offset, limit int) ([]*verifyd.Verification, int, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var total int
+	var list []*verifyd.Verification
+	// Deleted profiles too: their verifications are still the account's.
+	rows, err := s.query(ctx, `SELECT `+verificationCols+`, count(*) OVER () FROM verifications
+		WHERE profile_id IN (SELECT id FROM profiles WHERE account_id = ?1) AND phone_number = ?2 AND account_id = ?1
+		ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4`, accountID, phone, limit, max(offset, 0))
+	if err != nil {
+		return nil, 0, err
+	}
+	list, err = collect(s, rows, func(r rowScanner) (*verifyd.Verification, error) {
+		return scanVerification(countScanner{r, &total})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(list) == 0 && offset > 0 {
+		err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&total) },
+			`SELECT count(*) FROM verifications
+			WHERE profile_id IN (SELECT id FROM profiles WHERE account_id = ?1) AND phone_number = ?2 AND account_id = ?1`,
+			accountID, phone)
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	return list, total, nil
+}
+
+// ExpireVerification records a pending verification past its expiry at now
+// as expired (timed_out, with its event) and returns it as stored after.
+func (s *Store) ExpireVerification(ctx context.Context, accountID, id string, now time.Time) (*verifyd.Verification, error) {
+	v, err := s.GetVerification(ctx, accountID, id)
+	if err != nil || !v.PendingExpired(now) {
+		return v, err // nothing to write: spare the writer
+	}
+	err = s.write(ctx, func(w *wtx) error {
+		if v, err = w.getVerification(qVerificationByID, id, accountID); err != nil {
+			return err
+		}
+		if v == nil {
+			return verifyd.ErrNotFound
+		}
+		return w.expireByTime(v, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ExpirePending records up to limit pending verifications past expiry at
+// now as expired (with events); returns how many.
+func (s *Store) ExpirePending(ctx context.Context, now time.Time, limit int) (int, error) {
+	var n int
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		rows, err := w.query(`SELECT `+verificationCols+` FROM verifications
+			WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, tm(now), limit)
+		if err != nil {
+			return err
+		}
+		due, err := collect(s, rows, scanVerification)
+		if err != nil {
+			return err
+		}
+		for _, v := range due {
+			if err := w.complete(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, now); err != nil {
+				return err
+			}
+		}
+		n = len(due)
+		return nil
+	})
+	return n, err
+}
+
+// ListEvents returns the events of one verification, oldest first.
+func (s *Store) ListEvents(ctx context.Context, accountID, verificationID string) ([]*verifyd.Event, error) {
+	rows, err := s.query(ctx, `SELECT id, account_id, profile_id, verification_id, type, occurred_at, payload
+		FROM events WHERE verification_id = ? AND account_id = ? ORDER BY seq`, verificationID, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return collect(s, rows, func(r rowScanner) (*verifyd.Event, error) {
+		var e verifyd.Event
+		var at int64
+		if err := r.Scan(&e.ID, &e.AccountID, &e.ProfileID, &e.VerificationID, &e.Type, &at, &e.Payload); err != nil {
+			return nil, err
+		}
+		e.OccurredAt = fromTM(at)
+		return &e, nil
+	})
+}

@@ -1,0 +1,70 @@
+package verifyd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Store is everything the core persists. Implementations: sqlite (embedded
+// default) and postgres (cluster); both pass the storetest suite.
+type Store interface {
+	AccountStore
+	ProfileStore
+	VerificationStore
+	JobStore
+	EventStore
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// NewID returns a random UUIDv4 (D15).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// ValidID reports whether s is a UUID in canonical textual form.
+func ValidID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TimeLayout is the REST timestamp shape (D37): UTC, microseconds, no zone.
+const TimeLayout = "2006-01-02T15:04:05.000000"
+
+// FormatTime formats t in the REST timestamp shape.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// FormatEventTime formats t in the webhook occurred_at shape (D37).
+func FormatEventTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000+00:00") }
