@@ -6,28 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/verifyd/verifyd"
 )
 
 // APIKeyPrefix starts every API key verifyd issues.
 const APIKeyPrefix = "vfy_"
-
-// authCache caches successful key lookups for a short TTL so the hot path
-// does not read the database on every request.
-type authCache struct {
-	mu sync.RWMutex
-	m  map[[32]byte]authEntry
-}
-
-type authEntry struct {
-	account *verifyd.Account
-	expires time.Time
-}
-
-func newAuthCache() *authCache { return &authCache{m: make(map[[32]byte]authEntry)} }
 
 func hashKey(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
 
@@ -39,29 +23,22 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*verifyd.Acc
 	}
 	h := hashKey(secret)
 	now := s.opts.Now()
-	s.auth.mu.RLock()
-	e, ok := s.auth.m[h]
-	s.auth.mu.RUnlock()
-	if !ok || now.After(e.expires) {
-		_, acct, err := s.store.FindAPIKey(ctx, h[:])
+	acct, ok := s.auth.get(h, now)
+	if !ok {
+		_, found, err := s.store.FindAPIKey(ctx, h[:])
 		if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
 			return nil, errUnauthorized
 		}
 		if err != nil {
 			return nil, err
 		}
-		e = authEntry{account: acct, expires: now.Add(s.opts.AuthCacheTTL)}
-		s.auth.mu.Lock()
-		if len(s.auth.m) > 10000 {
-			clear(s.auth.m)
-		}
-		s.auth.m[h] = e
-		s.auth.mu.Unlock()
+		acct = found
+		s.auth.put(h, acct, now)
 	}
-	if e.account.Disabled {
+	if acct.Disabled {
 		return nil, &verifyd.Error{Code: verifyd.EFORBIDDEN, Message: "The account is disabled."}
 	}
-	return e.account, nil
+	return acct, nil
 }
 
 var errUnauthorized = &verifyd.Error{Code: verifyd.EUNAUTHORIZED, Message: "Authentication failed: a valid API key is required as 'Authorization: Bearer <key>'."}
@@ -123,8 +100,6 @@ func (s *Service) RevokeAPIKey(ctx context.Context, idOrPrefix string) error {
 	if err := s.store.RevokeAPIKey(ctx, id, s.opts.Now().UTC()); err != nil {
 		return err
 	}
-	s.auth.mu.Lock()
-	clear(s.auth.m)
-	s.auth.mu.Unlock()
+	s.auth.reset()
 	return nil
 }

@@ -54,11 +54,13 @@ func (s *Service) UpdateProfile(ctx context.Context, acct *verifyd.Account, id s
 		return nil, err
 	}
 	p.UpdatedAt = s.opts.Now().UTC()
+	defer s.profiles.remove(acct.ID + "/" + id)
 	return p, s.store.UpdateProfile(ctx, p)
 }
 
 // DeleteProfile deletes a profile; its pending verifications expire (D30).
 func (s *Service) DeleteProfile(ctx context.Context, acct *verifyd.Account, id string) (*verifyd.Profile, error) {
+	defer s.profiles.remove(acct.ID + "/" + id)
 	return s.store.DeleteProfile(ctx, acct.ID, id, s.opts.Now().UTC())
 }
 

@@ -36,8 +36,9 @@ type Options struct {
 	// crypto/rand.
 	Now   func() time.Time
 	Codes CodeSource
-	// AuthCacheTTL bounds how long an API key lookup is cached (default 2 s;
-	// a revoked key stops working within it).
+	// AuthCacheTTL bounds how long an API key lookup, and a profile read by
+	// the trigger and check paths, are cached (default 2 s): a revoked key
+	// stops working, and a change made on another node is seen, within it.
 	AuthCacheTTL time.Duration
 	// Observer receives counters; nil discards them.
 	Observer Observer
@@ -57,7 +58,10 @@ type Service struct {
 	keys  *Keys
 	opts  Options
 	log   *slog.Logger
-	auth  *authCache
+	auth  *ttlCache[[32]byte, *verifyd.Account]
+	// profiles caches live profiles for the hot paths, for AuthCacheTTL;
+	// local updates and deletes drop their entry at once.
+	profiles *ttlCache[string, *verifyd.Profile]
 	// wakeCh nudges this process's delivery worker when a job is enqueued.
 	wakeCh chan struct{}
 }
@@ -97,8 +101,9 @@ func New(store verifyd.Store, keys *Keys, opts Options) *Service {
 	if opts.DefaultDestinations == nil {
 		opts.DefaultDestinations = []string{}
 	}
-	return &Service{store: store, keys: keys, opts: opts, log: opts.Logger, auth: newAuthCache(),
-		wakeCh: make(chan struct{}, 1)}
+	return &Service{store: store, keys: keys, opts: opts, log: opts.Logger, auth: newTTLCache[[32]byte, *verifyd.Account](opts.AuthCacheTTL, 10000),
+		profiles: newTTLCache[string, *verifyd.Profile](opts.AuthCacheTTL, 10000),
+		wakeCh:   make(chan struct{}, 1)}
 }
 
 // DefaultDestinations is the operator default for whitelisted_destinations.

@@ -142,11 +142,19 @@ func (s *Service) referencedProfile(ctx context.Context, accountID, id string) (
 	if !verifyd.ValidID(id) {
 		return nil, notFound
 	}
+	key, now := accountID+"/"+id, s.opts.Now()
+	if p, ok := s.profiles.get(key, now); ok {
+		return p, nil
+	}
 	p, err := s.store.GetProfile(ctx, accountID, id)
 	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
 		return nil, notFound
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	s.profiles.put(key, p, now)
+	return p, nil
 }
 
 // flashCallerID draws the number a flash call presents; its trailing

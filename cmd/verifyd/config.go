@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the binary. Defaults, then environment, then
+// flags (flags win).
+type config struct {
+	Addr          string
+	DB            string
+	KeysFile      string
+	ConsoleOut    string
+	LogLevel      string
+	DebugAddr     string
+	MaxAttempts   int
+	ShutdownGrace time.Duration
+}
+
+func defaultConfig() config {
+	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
+		ShutdownGrace: 15 * time.Second}
+}
+
+// flags binds the common flags, with env equivalents as their defaults.
+func (c *config) flags(name string, getenv func(string) string, stderr io.Writer) *flag.FlagSet {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", env("VERIFYD_ADDR", c.Addr), "listen address (VERIFYD_ADDR)")
+	fs.StringVar(&c.DB, "db", env("VERIFYD_DB", c.DB), "SQLite database path (VERIFYD_DB)")
+	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
+	fs.StringVar(&c.ConsoleOut, "console-out", env("VERIFYD_CONSOLE_OUT", c.ConsoleOut), "console sender output file; default standard output (VERIFYD_CONSOLE_OUT)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", env("VERIFYD_DEBUG_ADDR", c.DebugAddr), "if set, serve net/http/pprof on this (loopback) address (VERIFYD_DEBUG_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", env("VERIFYD_LOG_LEVEL", c.LogLevel), "debug, info, warn or error (VERIFYD_LOG_LEVEL)")
+	maxAttempts, _ := strconv.Atoi(env("VERIFYD_MAX_ATTEMPTS", strconv.Itoa(c.MaxAttempts)))
+	fs.IntVar(&c.MaxAttempts, "max-attempts", maxAttempts, "checks per verification, 1-10 (VERIFYD_MAX_ATTEMPTS)")
+	return fs
+}
+
+func (c *config) validate() error {
+	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
+		return fmt.Errorf("--max-attempts must be 1-10, got %d", c.MaxAttempts)
+	}
+	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
+		return fmt.Errorf("PostgreSQL is not supported by this build yet; --db takes an SQLite path")
+	}
+	if c.KeysFile == "" {
+		c.KeysFile = c.DB + ".keys"
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
