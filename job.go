@@ -58,7 +58,7 @@ type DeliveryAttempt struct {
 	At                time.Time
 }
 
-// JobOutcome is how a worker finishes a claimed job (JobStore.FinishJob).
+// JobOutcome is how a worker finishes a claimed job (JobStore.FinishJobs).
 type JobOutcome struct {
 	JobID  string
 	Worker string
@@ -85,9 +85,13 @@ type JobStore interface {
 	// lapsed (those come back with InDoubt set). Each claim increments
 	// Attempt. Oldest RunAt first.
 	ClaimJobs(ctx context.Context, p ClaimParams) ([]*Job, error)
-	// FinishJob applies the outcome in one transaction, only while Worker
-	// still holds the lease: otherwise ErrLeaseLost and nothing changes.
-	FinishJob(ctx context.Context, o JobOutcome) error
+	// FinishJobs applies the outcomes of claimed jobs (a worker's batch) in
+	// one transaction and returns one error per outcome. An outcome applies
+	// only while its Worker still holds the job's lease: otherwise its error
+	// is ErrLeaseLost and it changes nothing, and the others still apply
+	// (so does a second outcome for the same job). Any other failure is the
+	// error of every outcome, and nothing changes.
+	FinishJobs(ctx context.Context, outs []JobOutcome) []error
 	// QueueDepth returns the number of jobs not yet finished (available or
 	// running).
 	QueueDepth(ctx context.Context) (int, error)

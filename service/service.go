@@ -7,6 +7,7 @@ package service
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/verifyd/verifyd"
@@ -64,6 +65,9 @@ type Service struct {
 	profiles *ttlCache[string, *verifyd.Profile]
 	// wakeCh nudges this process's delivery worker when a job is enqueued.
 	wakeCh chan struct{}
+	// worker is this process's running delivery worker, which triggers hand
+	// their jobs to (nil: none; jobs wait for any worker's claim).
+	worker atomic.Pointer[Worker]
 }
 
 // New returns a Service over store, sealing codes with keys.

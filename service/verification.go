@@ -102,6 +102,11 @@ func (s *Service) Trigger(ctx context.Context, acct *verifyd.Account, r TriggerR
 		MaxAttempts: 8, State: verifyd.JobAvailable, RunAt: now, CreatedAt: now,
 	}
 	job.Payload = s.keys.Seal(plain, []byte(job.ID))
+	w := s.worker.Load()
+	handOff := w.reserve()
+	if handOff {
+		w.lease(job, now)
+	}
 	_, err = s.store.CreateVerification(ctx, verifyd.CreateParams{
 		Verification: v, Job: job, Now: now,
 		Guard: func(newest *verifyd.Verification) error {
@@ -114,10 +119,17 @@ func (s *Service) Trigger(ctx context.Context, acct *verifyd.Account, r TriggerR
 		},
 	})
 	if err != nil {
+		if handOff {
+			w.release()
+		}
 		return nil, err
 	}
 	s.count(r.Channel, "triggered")
-	s.wake()
+	if handOff {
+		w.handOff(job, msg)
+	} else {
+		s.wake()
+	}
 	return v, nil
 }
 

@@ -22,15 +22,27 @@ type WorkerOptions struct {
 	RetryBase    time.Duration // first retry delay (default 1 s)
 	RetryMax     time.Duration // retry delay cap (default 60 s)
 	DrainTimeout time.Duration // how long Stop lets in-flight sends finish (default 10 s)
+	// Handoff is how many jobs this process's triggers may hand straight to
+	// the worker (default 4096; negative disables it). See Worker.
+	Handoff int
 }
 
 // Worker delivers queued messages through a Sender: it claims due jobs,
 // opens their sealed payload, sends, and records the outcome. It also sweeps
 // pending verifications past expiry. Start it once; Stop is idempotent.
+//
+// Hand-off: a trigger in the same process inserts its job already leased to
+// this worker and passes the message over a channel, so the hot path costs
+// no claim and no decryption. The lease still protects it: if this process
+// dies, the job is reclaimed in doubt by any worker once the lease lapses
+// (at once on SQLite, whose store resets leases at open); a handed-off job
+// whose lease is nearly over when its turn comes is left to that path.
 type Worker struct {
 	svc    *Service
 	sender verifyd.Sender
 	opts   WorkerOptions
+	slots  chan struct{}  // hand-off capacity; a trigger takes one
+	hand   chan handedOff // hand-off queue, same capacity
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -69,8 +81,48 @@ func (s *Service) NewWorker(sender verifyd.Sender, opts WorkerOptions) *Worker {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
 	}
-	return &Worker{svc: s, sender: sender, opts: opts}
+	if opts.Handoff == 0 {
+		opts.Handoff = 4096
+	}
+	w := &Worker{svc: s, sender: sender, opts: opts}
+	if opts.Handoff > 0 {
+		w.slots = make(chan struct{}, opts.Handoff)
+		w.hand = make(chan handedOff, opts.Handoff)
+	}
+	return w
 }
+
+// handedOff is a job inserted already leased to this worker, with its
+// message in the clear (it never left the process).
+type handedOff struct {
+	job *verifyd.Job
+	msg *verifyd.Message
+}
+
+// reserve takes a hand-off slot if one is free.
+func (w *Worker) reserve() bool {
+	if w == nil || w.slots == nil {
+		return false
+	}
+	select {
+	case w.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives a reserved slot back (the trigger failed).
+func (w *Worker) release() { <-w.slots }
+
+// lease marks job as claimed by this worker from now.
+func (w *Worker) lease(j *verifyd.Job, now time.Time) {
+	j.State, j.LockedBy, j.LockedUntil, j.Attempt = verifyd.JobRunning, w.opts.ID, now.Add(w.opts.Lease), 1
+}
+
+// handOff queues a committed, leased job; it never blocks (the slot
+// reserved for it guarantees room).
+func (w *Worker) handOff(j *verifyd.Job, m *verifyd.Message) { w.hand <- handedOff{j, m} }
 
 // Start runs the worker in the background until Stop or ctx ends.
 func (w *Worker) Start(ctx context.Context) {
@@ -81,6 +133,9 @@ func (w *Worker) Start(ctx context.Context) {
 	}
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
+	if w.hand != nil {
+		w.svc.worker.Store(w)
+	}
 	go w.run(ctx)
 }
 
@@ -93,6 +148,7 @@ func (w *Worker) Stop() {
 	if cancel == nil {
 		return
 	}
+	w.svc.worker.CompareAndSwap(w, nil) // triggers stop handing off
 	cancel()
 	<-done
 }
@@ -106,9 +162,17 @@ func (w *Worker) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// Deliver what was handed off before the stop, within the
+			// drain time; anything left is reclaimed after its lease.
+			for len(w.hand) > 0 {
+				w.passHandedOff(ctx, <-w.hand)
+			}
 			return
 		case <-sweep.C:
 			w.sweep(ctx)
+			continue
+		case h := <-w.hand:
+			w.passHandedOff(ctx, h)
 			continue
 		case <-w.svc.wakeCh:
 		case <-timer.C:
@@ -136,6 +200,36 @@ func (w *Worker) sweep(ctx context.Context) {
 	}
 }
 
+// passHandedOff delivers first, plus whatever else is already handed off
+// (up to a batch).
+func (w *Worker) passHandedOff(ctx context.Context, first handedOff) {
+	batch := []handedOff{first}
+	for len(batch) < w.opts.Batch {
+		select {
+		case h := <-w.hand:
+			batch = append(batch, h)
+			continue
+		default:
+		}
+		break
+	}
+	defer func() {
+		for range batch {
+			w.release()
+		}
+	}()
+	// Too close to the lease's end: the lease path will take it, in doubt.
+	cutoff := w.svc.opts.Now().Add(w.opts.SendTimeout + time.Second)
+	jobs := make([]*verifyd.Job, 0, len(batch))
+	msgs := make([]*verifyd.Message, 0, len(batch))
+	for _, h := range batch {
+		if h.job.LockedUntil.After(cutoff) {
+			jobs, msgs = append(jobs, h.job), append(msgs, h.msg)
+		}
+	}
+	w.deliverBatch(ctx, jobs, msgs)
+}
+
 // pass claims one batch and delivers it; it returns the number claimed.
 func (w *Worker) pass(ctx context.Context) int {
 	jobs, err := w.svc.store.ClaimJobs(ctx, verifyd.ClaimParams{
@@ -147,47 +241,71 @@ func (w *Worker) pass(ctx context.Context) int {
 		}
 		return 0
 	}
+	w.deliverBatch(ctx, jobs, nil)
+	return len(jobs)
+}
+
+// deliverBatch sends jobs concurrently and records their outcomes in one
+// store write. msgs, if not nil, holds each job's message in the clear.
+func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job, msgs []*verifyd.Message) {
+	if len(jobs) == 0 {
+		return
+	}
 	// In-flight sends outlive ctx (shutdown) by at most DrainTimeout.
 	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(w.opts.DrainTimeout, cancel) })
 	defer stop()
+	// The batch is sent concurrently and its outcomes recorded together, in
+	// one store write.
+	done := make([]finished, len(jobs))
 	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.deliver(sendCtx, j)
-		}()
+	for i, j := range jobs {
+		var m *verifyd.Message
+		if msgs != nil {
+			m = msgs[i]
+		}
+		wg.Go(func() { done[i] = w.deliver(sendCtx, j, m) })
 	}
 	wg.Wait()
-	return len(jobs)
+	w.finish(sendCtx, done)
 }
 
-// deliver sends one job and records the outcome.
-func (w *Worker) deliver(ctx context.Context, j *verifyd.Job) {
+// finished is the outcome of one delivery, to record, and the channel the
+// message went on ("" if none to count).
+type finished struct {
+	out verifyd.JobOutcome
+	ch  verifyd.Channel
+}
+
+// deliver sends one job and returns the outcome to record. m is the job's
+// message when it was handed off in the clear; otherwise the sealed payload
+// is opened.
+func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message) finished {
 	now := w.svc.opts.Now().UTC()
 	out := verifyd.JobOutcome{JobID: j.ID, Worker: w.opts.ID, Now: now}
 	attempt := &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: j.VerificationID, JobID: j.ID, At: now}
 	out.Attempt = attempt
 
 	var msg verifyd.Message
-	plain, err := w.svc.keys.Open(j.Payload, []byte(j.ID))
-	if err == nil {
+	var err error
+	if m != nil {
+		msg = *m
+	} else if plain, oerr := w.svc.keys.Open(j.Payload, []byte(j.ID)); oerr != nil {
+		err = oerr
+	} else {
 		err = json.Unmarshal(plain, &msg)
 	}
 	if err != nil {
 		// Sealed under a key we no longer have: it can never be sent.
-		w.fail(ctx, out, attempt, "", "payload cannot be opened: "+err.Error())
-		return
+		return w.fail(out, attempt, "", "payload cannot be opened: "+err.Error())
 	}
 	if j.InDoubt {
 		if rec, ok := w.sender.(verifyd.Reconciler); ok {
 			if sent, rerr := rec.Sent(ctx, j.ID); rerr == nil && sent {
 				attempt.Outcome, attempt.Sender = verifyd.DeliverySent, "reconciled"
 				out.DeliveryStatus = verifyd.DeliverySent
-				w.finish(ctx, out, msg.Channel)
-				return
+				return finished{out, msg.Channel}
 			}
 		}
 	}
@@ -201,41 +319,53 @@ func (w *Worker) deliver(ctx context.Context, j *verifyd.Job) {
 			attempt.Outcome = verifyd.DeliverySent
 		}
 		out.DeliveryStatus = attempt.Outcome
-		w.finish(ctx, out, msg.Channel)
-		return
+		return finished{out, msg.Channel}
 	}
 	permanent := verifyd.ErrorCode(err) == verifyd.ECHANNEL
 	if permanent || j.Attempt >= j.MaxAttempts {
-		w.fail(ctx, out, attempt, msg.Channel, err.Error())
-		return
+		return w.fail(out, attempt, msg.Channel, err.Error())
 	}
 	attempt.Outcome, attempt.Error = "error", err.Error()
 	out.Retry, out.Error = true, err.Error()
 	out.RetryAt = now.Add(w.backoff(j.Attempt))
-	w.finish(ctx, out, "")
+	return finished{out, ""}
 }
 
-func (w *Worker) fail(ctx context.Context, out verifyd.JobOutcome, attempt *verifyd.DeliveryAttempt, ch verifyd.Channel, reason string) {
+func (w *Worker) fail(out verifyd.JobOutcome, attempt *verifyd.DeliveryAttempt, ch verifyd.Channel, reason string) finished {
 	attempt.Outcome, attempt.Error = verifyd.DeliverySendingFailed, reason
 	out.Dead, out.Error = true, reason
 	out.DeliveryStatus = verifyd.DeliverySendingFailed
 	out.FailVerification = true
 	w.svc.log.Warn("delivery failed for good", "job", out.JobID, "err", reason)
-	w.finish(ctx, out, ch)
+	return finished{out, ch}
 }
 
-func (w *Worker) finish(ctx context.Context, out verifyd.JobOutcome, ch verifyd.Channel) {
-	err := w.svc.store.FinishJob(ctx, out)
-	switch {
-	case err == nil:
-		if out.DeliveryStatus != "" && ch != "" {
-			w.svc.count(ch, out.DeliveryStatus)
+// finish records the outcomes of a batch.
+func (w *Worker) finish(ctx context.Context, done []finished) {
+	if len(done) == 0 {
+		return
+	}
+	outs := make([]verifyd.JobOutcome, len(done))
+	for i, d := range done {
+		outs[i] = d.out
+	}
+	errs := w.svc.store.FinishJobs(ctx, outs)
+	for i, d := range done {
+		var err error = verifyd.Errorf(verifyd.EINTERNAL, "store returned no outcome error")
+		if i < len(errs) {
+			err = errs[i]
 		}
-	case errors.Is(err, verifyd.ErrLeaseLost) || verifyd.ErrorCode(err) == verifyd.ECONFLICT:
-		w.svc.log.Warn("job lease lost; another worker owns it", "job", out.JobID)
-	default:
-		// The lease lapses and the job comes back in doubt.
-		w.svc.log.Error("recording a delivery outcome failed", "job", out.JobID, "err", err.Error())
+		switch out := d.out; {
+		case err == nil:
+			if out.DeliveryStatus != "" && d.ch != "" {
+				w.svc.count(d.ch, out.DeliveryStatus)
+			}
+		case errors.Is(err, verifyd.ErrLeaseLost) || verifyd.ErrorCode(err) == verifyd.ECONFLICT:
+			w.svc.log.Warn("job lease lost; another worker owns it", "job", out.JobID)
+		default:
+			// The lease lapses and the job comes back in doubt.
+			w.svc.log.Error("recording a delivery outcome failed", "job", out.JobID, "err", err.Error())
+		}
 	}
 }
 

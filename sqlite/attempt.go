@@ -68,7 +68,7 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 					if err := w.complete(v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now); err != nil {
 						return err
 					}
-				} else if err := w.saveVerification(v); err != nil {
+				} else if err := w.saveAttempts(v); err != nil {
 					return err
 				}
 			}

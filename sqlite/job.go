@@ -1,7 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/verifyd/verifyd"
 )
@@ -37,94 +41,197 @@ func (s *Store) ClaimJobs(ctx context.Context, p verifyd.ClaimParams) ([]*verify
 	var jobs []*verifyd.Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
-		now := tm(p.Now)
-		rows, err := w.query(`SELECT id, state FROM (
-				SELECT id, state, run_at FROM (SELECT id, state, run_at FROM jobs
+		// One statement: SET expressions see the row before the update, so
+		// in_doubt records whether the job was running (its lease lapsed).
+		rows, err := w.query(`UPDATE jobs SET in_doubt = state = 'running', state = 'running', attempt = attempt + 1,
+				locked_by = ?3, locked_until = ?4
+			WHERE id IN (SELECT id FROM (
+				SELECT id, run_at FROM (SELECT id, run_at FROM jobs
 					WHERE state = 'available' AND run_at <= ?1 ORDER BY run_at, id LIMIT ?2)
 				UNION ALL
-				SELECT id, state, run_at FROM (SELECT id, state, run_at FROM jobs
+				SELECT id, run_at FROM (SELECT id, run_at FROM jobs
 					WHERE state = 'running' AND locked_until <= ?1 ORDER BY run_at, id LIMIT ?2)
-			) ORDER BY run_at, id LIMIT ?2`, now, p.Limit)
+			) ORDER BY run_at, id LIMIT ?2)
+			RETURNING `+jobCols+`, in_doubt`, tm(p.Now), p.Limit, p.Worker, tm(p.Now.Add(p.Lease)))
 		if err != nil {
 			return err
 		}
-		type due struct {
-			id      string
-			inDoubt bool
-		}
-		var ids []due
-		for rows.Next() {
-			var d due
-			var state string
-			if err := rows.Scan(&d.id, &state); err != nil {
-				rows.Close()
-				return err
+		jobs, err = collect(s, rows, func(r rowScanner) (*verifyd.Job, error) {
+			var inDoubt bool
+			j, err := scanJob(extraScanner{r, &inDoubt})
+			if err != nil {
+				return nil, err
 			}
-			d.inDoubt = state == verifyd.JobRunning
-			ids = append(ids, d)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		until := tm(p.Now.Add(p.Lease))
-		for _, d := range ids {
-			var j *verifyd.Job
-			if _, err := w.queryRow(func(r rowScanner) (err error) { j, err = scanJob(r); return err },
-				`UPDATE jobs SET state = 'running', attempt = attempt + 1, locked_by = ?, locked_until = ?
-				WHERE id = ? RETURNING `+jobCols, p.Worker, until, d.id); err != nil {
-				return err
-			}
-			j.InDoubt = d.inDoubt
-			jobs = append(jobs, j)
-		}
-		return nil
+			j.InDoubt = inDoubt
+			return j, nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	// RETURNING has no order.
+	slices.SortFunc(jobs, func(a, b *verifyd.Job) int {
+		return cmp.Or(a.RunAt.Compare(b.RunAt), strings.Compare(a.ID, b.ID))
+	})
 	if jobs == nil {
 		jobs = []*verifyd.Job{}
 	}
 	return jobs, nil
 }
 
-// FinishJob applies the outcome in one transaction, only while Worker still
-// holds the lease (the job is running and locked by Worker; a lapsed lease
-// nobody took over still counts): otherwise ErrLeaseLost and nothing changes.
-func (s *Store) FinishJob(ctx context.Context, o verifyd.JobOutcome) error {
-	return s.write(ctx, func(w *wtx) error {
-		var verificationID, accountID string
-		found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&verificationID, &accountID) },
-			`SELECT verification_id, account_id FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?`,
-			o.JobID, o.Worker)
-		if err != nil {
+// extraScanner scans one more column after those its caller scans.
+type extraScanner struct {
+	r     rowScanner
+	extra any
+}
+
+func (e extraScanner) Scan(dest ...any) error { return e.r.Scan(append(dest, e.extra)...) }
+
+// FinishJobs applies the outcomes in one transaction, each only while its
+// Worker still holds the job's lease (the job is running and locked by
+// Worker; a lapsed lease nobody took over still counts): otherwise that
+// outcome's error is ErrLeaseLost and it changes nothing.
+//
+// Jobs done (neither retried, dead nor failing their verification: the
+// common case) are finished a chunk at a time with one statement per table;
+// the others one by one.
+func (s *Store) FinishJobs(ctx context.Context, outs []verifyd.JobOutcome) []error {
+	errs := make([]error, len(outs))
+	if len(outs) == 0 {
+		return errs
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		clear(errs)
+		return w.finishJobs(outs, errs)
+	})
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// finishChunk bounds the rows of one multi-row statement (and so the
+// number of statement texts the writer prepares).
+const finishChunk = 64
+
+func (w *wtx) finishJobs(outs []verifyd.JobOutcome, errs []error) error {
+	seen := make(map[string]bool, len(outs))
+	var slow []int
+	byWorker := map[string][]int{}
+	var workers []string
+	for i, o := range outs {
+		if seen[o.JobID] {
+			errs[i] = verifyd.ErrLeaseLost // the first outcome of the job finished it
+			continue
+		}
+		seen[o.JobID] = true
+		if o.Retry || o.Dead || o.FailVerification {
+			slow = append(slow, i)
+			continue
+		}
+		if _, ok := byWorker[o.Worker]; !ok {
+			workers = append(workers, o.Worker)
+		}
+		byWorker[o.Worker] = append(byWorker[o.Worker], i)
+	}
+	for _, worker := range workers {
+		idx := byWorker[worker]
+		for len(idx) > 0 {
+			n := min(len(idx), finishChunk)
+			if err := w.finishDone(outs, errs, worker, idx[:n]); err != nil {
+				return err
+			}
+			idx = idx[n:]
+		}
+	}
+	for _, i := range slow {
+		if err := w.finishJob(outs[i]); err != nil {
+			if err != verifyd.ErrLeaseLost {
+				return err
+			}
+			errs[i] = err
+		}
+	}
+	return nil
+}
+
+// placeholders returns n groups of k "?" each: "(?, ?), (?, ?)".
+func placeholders(n, k int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for j := range k {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// finishDone finishes the done outcomes outs[idx] of worker: deletes the
+// jobs still leased to it, records their attempts, delivery statuses and
+// events.
+func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string, idx []int) error {
+	// The lease check and the delete are one statement.
+	args := make([]any, 0, 1+len(idx))
+	args = append(args, worker)
+	for _, i := range idx {
+		args = append(args, outs[i].JobID)
+	}
+	rows, err := w.query(`DELETE FROM jobs WHERE state = 'running' AND locked_by = ? AND id IN (`+
+		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) RETURNING id, verification_id, account_id`, args...)
+	if err != nil {
+		return err
+	}
+	type held struct{ verificationID, accountID string }
+	jobs := make(map[string]held, len(idx))
+	for rows.Next() {
+		var id string
+		var h held
+		if err := rows.Scan(&id, &h.verificationID, &h.accountID); err != nil {
+			rows.Close()
 			return err
 		}
-		if !found {
-			return verifyd.ErrLeaseLost
-		}
+		jobs[id] = h
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
 
-		switch {
-		case o.Retry:
-			_, err = w.exec(`UPDATE jobs SET state = 'available', run_at = ?, locked_by = '', locked_until = 0,
-				last_error = ? WHERE id = ?`, tm(o.RetryAt), o.Error, o.JobID)
-		case o.Dead:
-			_, err = w.exec(`UPDATE jobs SET state = 'failed', locked_by = '', locked_until = 0, last_error = ?
-				WHERE id = ?`, o.Error, o.JobID)
-		default:
-			_, err = w.exec(`DELETE FROM jobs WHERE id = ?`, o.JobID)
+	// Attempts, and the delivery statuses to record (one per verification
+	// per statement; a second outcome for a verification goes alone).
+	var attempts []any
+	nAttempts := 0
+	type delivery struct {
+		o   *verifyd.JobOutcome
+		job held
+	}
+	var deliveries []delivery
+	var again []delivery
+	vseen := map[string]bool{}
+	for _, i := range idx {
+		o := &outs[i]
+		h, ok := jobs[o.JobID]
+		if !ok {
+			errs[i] = verifyd.ErrLeaseLost
+			continue
 		}
-		if err != nil {
-			return err
-		}
-
 		if a := o.Attempt; a != nil {
 			id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
 			if id == "" {
 				id = verifyd.NewID()
 			}
 			if vid == "" {
-				vid = verificationID
+				vid = h.verificationID
 			}
 			if jid == "" {
 				jid = o.JobID
@@ -132,36 +239,164 @@ func (s *Store) FinishJob(ctx context.Context, o verifyd.JobOutcome) error {
 			if at.IsZero() {
 				at = o.Now
 			}
-			if _, err := w.exec(`INSERT INTO delivery_attempts (id, verification_id, job_id, sender,
-				provider_message_id, parts, outcome, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at)); err != nil {
-				return err
-			}
+			attempts = append(attempts, id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at))
+			nAttempts++
 		}
-
-		if (o.DeliveryStatus == "" && !o.FailVerification) || verificationID == "" {
-			return nil
+		if o.DeliveryStatus == "" || h.verificationID == "" {
+			continue
 		}
-		v, err := w.getVerification(qVerificationByID, verificationID, accountID)
-		if err != nil || v == nil {
+		d := delivery{o, h}
+		if vseen[h.verificationID] {
+			again = append(again, d)
+			continue
+		}
+		vseen[h.verificationID] = true
+		deliveries = append(deliveries, d)
+	}
+	if nAttempts > 0 {
+		if _, err := w.exec(`INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
+			provider_message_id, parts, outcome, error, at) SELECT column1, column2,
+			(SELECT seq FROM verifications WHERE id = column2), column3, column4, column5, column6, column7, column8,
+			column9 FROM (VALUES `+placeholders(nAttempts, 9)+`)`, attempts...); err != nil {
 			return err
 		}
-		if o.DeliveryStatus != "" {
-			v.DeliveryStatus, v.UpdatedAt = o.DeliveryStatus, o.Now
-			if err := w.saveVerification(v); err != nil {
+	}
+	if len(deliveries) == 0 {
+		return nil
+	}
+
+	args = make([]any, 0, 4*len(deliveries))
+	at := make(map[string]time.Time, len(deliveries))
+	for _, d := range deliveries {
+		args = append(args, d.job.verificationID, d.job.accountID, d.o.DeliveryStatus, tm(d.o.Now))
+		at[d.job.verificationID] = d.o.Now
+	}
+	rows, err = w.query(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(deliveries), 4)+`)
+		UPDATE verifications SET delivery_status = x.ds, updated_at = x.at FROM x
+		WHERE verifications.id = x.vid AND verifications.account_id = x.acc
+		RETURNING seq, `+verificationCols, args...)
+	if err != nil {
+		return err
+	}
+	var events []any
+	nEvents := 0
+	for rows.Next() {
+		var seq int64
+		v, err := scanVerification(seqScanner{rows, &seq})
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		typ := deliveryEvent(v.DeliveryStatus)
+		if typ == "" {
+			continue
+		}
+		e := verifyd.NewEvent(typ, v, at[v.ID])
+		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
+		nEvents++
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if nEvents > 0 {
+		if _, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
+			occurred_at, payload) VALUES `+placeholders(nEvents, 8), events...); err != nil {
+			return err
+		}
+	}
+	for _, d := range again {
+		if err := w.recordDelivery(d.o, d.job.verificationID, d.job.accountID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seqScanner scans one column before those its caller scans.
+type seqScanner struct {
+	r   rowScanner
+	seq any
+}
+
+func (s seqScanner) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq}, dest...)...) }
+
+// finishJob applies one outcome, only while Worker holds the lease:
+// otherwise ErrLeaseLost and nothing changes.
+func (w *wtx) finishJob(o verifyd.JobOutcome) error {
+	var verificationID, accountID string
+	found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&verificationID, &accountID) },
+		`SELECT verification_id, account_id FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?`,
+		o.JobID, o.Worker)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return verifyd.ErrLeaseLost
+	}
+
+	switch {
+	case o.Retry:
+		_, err = w.exec(`UPDATE jobs SET state = 'available', run_at = ?, locked_by = '', locked_until = 0,
+			last_error = ? WHERE id = ?`, tm(o.RetryAt), o.Error, o.JobID)
+	case o.Dead:
+		_, err = w.exec(`UPDATE jobs SET state = 'failed', locked_by = '', locked_until = 0, last_error = ?
+			WHERE id = ?`, o.Error, o.JobID)
+	default:
+		_, err = w.exec(`DELETE FROM jobs WHERE id = ?`, o.JobID)
+	}
+	if err != nil {
+		return err
+	}
+
+	if a := o.Attempt; a != nil {
+		id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
+		if id == "" {
+			id = verifyd.NewID()
+		}
+		if vid == "" {
+			vid = verificationID
+		}
+		if jid == "" {
+			jid = o.JobID
+		}
+		if at.IsZero() {
+			at = o.Now
+		}
+		if _, err := w.exec(`INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
+			provider_message_id, parts, outcome, error, at)
+			VALUES (?1, ?2, (SELECT seq FROM verifications WHERE id = ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
+			id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at)); err != nil {
+			return err
+		}
+	}
+	return w.recordDelivery(&o, verificationID, accountID)
+}
+
+// recordDelivery records o's delivery status (with its event) on the
+// verification and fails it if o says so.
+func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID string) error {
+	if (o.DeliveryStatus == "" && !o.FailVerification) || verificationID == "" {
+		return nil
+	}
+	v, err := w.getVerification(qVerificationByID, verificationID, accountID)
+	if err != nil || v == nil {
+		return err
+	}
+	if o.DeliveryStatus != "" {
+		v.DeliveryStatus, v.UpdatedAt = o.DeliveryStatus, o.Now
+		if err := w.saveDelivery(v); err != nil {
+			return err
+		}
+		if typ := deliveryEvent(o.DeliveryStatus); typ != "" {
+			if err := w.insertEvent(verifyd.NewEvent(typ, v, o.Now)); err != nil {
 				return err
 			}
-			if typ := deliveryEvent(o.DeliveryStatus); typ != "" {
-				if err := w.insertEvent(verifyd.NewEvent(typ, v, o.Now)); err != nil {
-					return err
-				}
-			}
 		}
-		if o.FailVerification && v.Status == verifyd.StatusPending {
-			return w.complete(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now)
-		}
-		return nil
-	})
+	}
+	if o.FailVerification && v.Status == verifyd.StatusPending {
+		return w.complete(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now)
+	}
+	return nil
 }
 
 // deliveryEvent returns the event type a delivery status emits ("" none).
@@ -190,8 +425,9 @@ func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 // verifyd.Store; storetest checks it when a store has it.
 func (s *Store) ListDeliveryAttempts(ctx context.Context, accountID, verificationID string) ([]*verifyd.DeliveryAttempt, error) {
 	rows, err := s.query(ctx, `SELECT d.id, d.verification_id, d.job_id, d.sender, d.provider_message_id, d.parts,
-		d.outcome, d.error, d.at FROM delivery_attempts d JOIN verifications v ON v.id = d.verification_id
-		WHERE d.verification_id = ? AND v.account_id = ? ORDER BY d.at, d.rowid`, verificationID, accountID)
+		d.outcome, d.error, d.at FROM delivery_attempts d
+		WHERE d.verification_seq = (SELECT seq FROM verifications WHERE id = ?1 AND account_id = ?2)
+		AND d.verification_id = ?1 ORDER BY d.at, d.seq`, verificationID, accountID)
 	if err != nil {
 		return nil, err
 	}

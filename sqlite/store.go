@@ -78,6 +78,7 @@ type Store struct {
 	maxBatch int
 
 	batches, batchedOps atomic.Int64 // for tests and benchmarks
+	busy                atomic.Int64 // nanoseconds the writer spent running batches
 }
 
 var _ verifyd.Store = (*Store)(nil)

@@ -38,18 +38,37 @@ const (
 		ORDER BY created_at DESC, id DESC LIMIT 1`
 )
 
-// saveVerification writes the mutable fields of v.
-func (w *wtx) saveVerification(v *verifyd.Verification) error {
-	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?,
-		delivery_status = ?, updated_at = ? WHERE id = ?`,
-		v.Status, v.Attempts, v.CompletionReason, v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
+// The updates below each write only the columns their change touches:
+// SQLite rewrites every index whose key or WHERE clause names a column in
+// SET, and status is in both partial indexes.
+
+// saveCompletion writes what complete changes: status, reason, attempts
+// (an accept counts one) and updated_at.
+func (w *wtx) saveCompletion(v *verifyd.Verification) error {
+	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, updated_at = ?
+		WHERE id = ?`, v.Status, v.Attempts, v.CompletionReason, tm(v.UpdatedAt), v.ID)
 	return err
 }
 
-// insertEvent appends e to the event log.
+// saveAttempts writes Attempts and UpdatedAt of v (a counted reject that
+// leaves it pending).
+func (w *wtx) saveAttempts(v *verifyd.Verification) error {
+	_, err := w.exec(`UPDATE verifications SET attempts = ?, updated_at = ? WHERE id = ?`,
+		v.Attempts, tm(v.UpdatedAt), v.ID)
+	return err
+}
+
+// saveDelivery writes DeliveryStatus and UpdatedAt of v.
+func (w *wtx) saveDelivery(v *verifyd.Verification) error {
+	_, err := w.exec(`UPDATE verifications SET delivery_status = ?, updated_at = ? WHERE id = ?`,
+		v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
+	return err
+}
+
+// insertEvent appends e to the event log, keyed by its verification's seq.
 func (w *wtx) insertEvent(e *verifyd.Event) error {
-	_, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
+		occurred_at, payload) VALUES (?1, ?2, ?3, ?4, (SELECT seq FROM verifications WHERE id = ?4), ?5, ?6, ?7)`,
 		e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, tm(e.OccurredAt), e.Payload)
 	return err
 }
@@ -58,7 +77,7 @@ func (w *wtx) insertEvent(e *verifyd.Event) error {
 // and writes its verify.completed event.
 func (w *wtx) complete(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) error {
 	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
-	if err := w.saveVerification(v); err != nil {
+	if err := w.saveCompletion(v); err != nil {
 		return err
 	}
 	return w.insertEvent(verifyd.NewEvent(verifyd.EventCompleted, v, now))
@@ -264,7 +283,8 @@ func (s *Store) ExpirePending(ctx context.Context, now time.Time, limit int) (in
 // ListEvents returns the events of one verification, oldest first.
 func (s *Store) ListEvents(ctx context.Context, accountID, verificationID string) ([]*verifyd.Event, error) {
 	rows, err := s.query(ctx, `SELECT id, account_id, profile_id, verification_id, type, occurred_at, payload
-		FROM events WHERE verification_id = ? AND account_id = ? ORDER BY seq`, verificationID, accountID)
+		FROM events WHERE verification_seq = (SELECT seq FROM verifications WHERE id = ?1 AND account_id = ?2)
+		AND account_id = ?2 ORDER BY seq`, verificationID, accountID)
 	if err != nil {
 		return nil, err
 	}

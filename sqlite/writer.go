@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/verifyd/verifyd"
 )
@@ -168,7 +169,9 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		start := time.Now()
 		s.runBatch(batch)
+		s.busy.Add(int64(time.Since(start)))
 		clear(batch)
 		// The callers just answered wait in this P's run queue; let them
 		// run and queue their next writes, so the next batch is a full one

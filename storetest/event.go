@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,8 +8,6 @@ import (
 )
 
 func testEvent(t *testing.T, open Opener) {
-	ctx := context.Background()
-
 	subtest(t, open, "ListOldestFirstScoped", func(t *testing.T, s verifyd.Store) {
 		a, b := MustCreateAccount(t, s), MustCreateAccount(t, s)
 		p := MustCreateProfile(t, s, a.ID, "Main", T0)
@@ -18,7 +15,7 @@ func testEvent(t *testing.T, open Opener) {
 		MustCreateVerification(t, s, v)
 		j := mustClaim(t, s, "w", T0, time.Minute, 1)[0]
 		sent := T0.Add(time.Second)
-		wantNoErr(t, "FinishJob", s.FinishJob(ctx, verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: sent,
+		wantNoErr(t, "FinishJob", finishJob(s, verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: sent,
 			DeliveryStatus: verifyd.DeliverySent}))
 		accepted := T0.Add(2 * time.Second)
 		mustAccept(t, s, v, accepted)

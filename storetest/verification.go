@@ -171,15 +171,13 @@ func testVerification(t *testing.T, open Opener) {
 		p := MustCreateProfile(t, s, a.ID, "Main", T0)
 		v1 := NewVerification(p, phone, T0)
 		MustCreateVerification(t, s, v1)
-		// Same created_at: the greater id is the newer.
+		// Same created_at: the later one is moved 1 µs after the other and
+		// is the newest, whatever the IDs.
 		v2 := NewVerification(p, phone, T0.Add(time.Second))
 		v3 := NewVerification(p, phone, T0.Add(time.Second))
 		MustCreateVerification(t, s, v2)
 		MustCreateVerification(t, s, v3)
-		newest := v2
-		if v3.ID > v2.ID {
-			newest = v3
-		}
+		newest := v3
 		now := T0.Add(2 * time.Second)
 		v := NewVerification(p, phone, now)
 		var seen *verifyd.Verification

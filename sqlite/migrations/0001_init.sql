@@ -49,8 +49,11 @@ CREATE INDEX templates_account ON templates (account_id, created_at, id);
 -- Every index on this table costs each trigger a B-tree insert, and those
 -- keyed by random values (UUIDs, phone numbers) a page written to the WAL,
 -- so there are as few as the hot lookups need:
---   - the primary key (id) serves GetVerification (id = ? AND account_id = ?);
---     an (account_id, id) index would find nothing it does not;
+--   - the unique id serves GetVerification (id = ? AND account_id = ?); an
+--     (account_id, id) index would find nothing it does not;
+--   - seq (the rowid, growing) is what the event log and delivery attempts
+--     are keyed by, so their indexes only append (a random UUID key writes
+--     one random page to the WAL per row);
 --   - (profile_id, phone_number, created_at DESC, id DESC) serves the newest
 --     lookup of every trigger and of checks by phone, and also
 --     ListVerificationsByPhone (one seek per profile of the account, then a
@@ -59,7 +62,8 @@ CREATE INDEX templates_account ON templates (account_id, created_at, id);
 --   - the partial indexes on pending rows only append (expires_at and rowid
 --     grow) and shrink as verifications complete.
 CREATE TABLE verifications (
-	id                TEXT PRIMARY KEY,
+	seq               INTEGER PRIMARY KEY,
+	id                TEXT NOT NULL UNIQUE,
 	account_id        TEXT NOT NULL,
 	profile_id        TEXT NOT NULL REFERENCES profiles (id),
 	type              TEXT NOT NULL,
@@ -93,26 +97,34 @@ CREATE TABLE jobs (
 	locked_by       TEXT NOT NULL,
 	locked_until    INTEGER NOT NULL,
 	last_error      TEXT NOT NULL,
-	created_at      INTEGER NOT NULL
+	created_at      INTEGER NOT NULL,
+	in_doubt        INTEGER NOT NULL DEFAULT 0 -- set by each claim: it took over a lapsed lease
 );
 CREATE INDEX jobs_state_run_at ON jobs (state, run_at);
 
 -- seq orders the log (events of one instant keep their write order).
+-- verification_seq is the verification's seq: events are written for recent
+-- verifications, so its index appends.
 CREATE TABLE events (
-	seq             INTEGER PRIMARY KEY,
-	id              TEXT NOT NULL,
-	account_id      TEXT NOT NULL,
-	profile_id      TEXT NOT NULL,
-	verification_id TEXT NOT NULL,
-	type            TEXT NOT NULL,
-	occurred_at     INTEGER NOT NULL,
-	payload         BLOB NOT NULL
+	seq              INTEGER PRIMARY KEY,
+	id               TEXT NOT NULL,
+	account_id       TEXT NOT NULL,
+	profile_id       TEXT NOT NULL,
+	verification_id  TEXT NOT NULL,
+	verification_seq INTEGER NOT NULL,
+	type             TEXT NOT NULL,
+	occurred_at      INTEGER NOT NULL,
+	payload          BLOB NOT NULL
 );
-CREATE INDEX events_verification ON events (verification_id, seq);
+CREATE INDEX events_verification ON events (verification_seq, seq);
 
+-- Keyed like events; id is not indexed (nothing looks an attempt up by it).
+-- verification_seq is NULL for an attempt of an unknown verification.
 CREATE TABLE delivery_attempts (
-	id                  TEXT PRIMARY KEY,
+	seq                 INTEGER PRIMARY KEY,
+	id                  TEXT NOT NULL,
 	verification_id     TEXT NOT NULL,
+	verification_seq    INTEGER,
 	job_id              TEXT NOT NULL,
 	sender              TEXT NOT NULL,
 	provider_message_id TEXT NOT NULL,
@@ -121,7 +133,7 @@ CREATE TABLE delivery_attempts (
 	error               TEXT NOT NULL,
 	at                  INTEGER NOT NULL
 );
-CREATE INDEX delivery_attempts_verification ON delivery_attempts (verification_id, at);
+CREATE INDEX delivery_attempts_verification ON delivery_attempts (verification_seq, at);
 
 CREATE TABLE check_failures (
 	seq          INTEGER PRIMARY KEY,
