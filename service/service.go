@@ -21,6 +21,9 @@ type Options struct {
 	// over a rolling window (default 1 h, 10; D10).
 	FailureWindow time.Duration
 	MaxFailures   int
+	// Retention is how long finished verifications (and their events and
+	// phone numbers) are kept (default 30 days).
+	Retention time.Duration
 	// DefaultDestinations is the operator default for a channel's
 	// whitelisted_destinations (D24); shipped empty.
 	DefaultDestinations []string
@@ -80,6 +83,9 @@ func New(store verifyd.Store, keys *Keys, opts Options) *Service {
 	}
 	if opts.MaxFailures <= 0 {
 		opts.MaxFailures = 10
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 30 * 24 * time.Hour
 	}
 	if opts.FlashDigits <= 0 {
 		opts.FlashDigits = 4

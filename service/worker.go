@@ -192,11 +192,45 @@ func (w *Worker) run(ctx context.Context) {
 	}
 }
 
+// sweep is the periodic maintenance: expiry of pending verifications past
+// their time (so verify.completed fires without a read), the retention purge
+// and the pruning of old check failures. It runs on one node at a time: the
+// one holding the "maintenance" lease.
 func (w *Worker) sweep(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, w.opts.SweepEvery)
 	defer cancel()
-	if _, err := w.svc.store.ExpirePending(sctx, w.svc.opts.Now().UTC(), 500); err != nil && ctx.Err() == nil {
-		w.svc.log.Warn("expiry sweep failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+	st, now, log := w.svc.store, w.svc.opts.Now().UTC(), w.svc.log
+	if ok, err := st.TryLease(sctx, "maintenance", w.opts.ID, now, 3*w.opts.SweepEvery); err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			log.Warn("maintenance lease failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+		}
+		return
+	}
+	for i := 0; i < 20; i++ { // at most 10,000 a pass; the next pass goes on
+		n, err := st.ExpirePending(sctx, now, 500)
+		if err != nil {
+			log.Warn("expiry sweep failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+			break
+		}
+		if n < 500 {
+			break
+		}
+	}
+	for i := 0; i < 20; i++ {
+		n, err := st.PurgeFinished(sctx, now.Add(-w.svc.opts.Retention), 500)
+		if err != nil {
+			log.Warn("retention purge failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+			break
+		}
+		if n > 0 {
+			log.Info("retention purge", "deleted", n)
+		}
+		if n < 500 {
+			break
+		}
+	}
+	if _, err := st.PruneCheckFailures(sctx, now.Add(-w.svc.opts.FailureWindow)); err != nil {
+		log.Warn("pruning check failures failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
 	}
 }
 

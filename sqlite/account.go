@@ -110,7 +110,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	return s.write(ctx, func(w *wtx) error {
 		n, err := w.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, tm(at), id)
 		if err == nil && n == 0 {
-			err = verifyd.ErrNotFound
+			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
 		return err
 	})

@@ -19,7 +19,9 @@ var migrations, _ = fs.Sub(migrationFiles, "migrations")
 
 // migrate applies, in one transaction, every migration of fsys not yet in
 // schema_migrations: a failing migration leaves the schema as it was.
-func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+func migrate(ctx context.Context, db interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fsys fs.FS) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -34,7 +36,13 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	return nil
 }
 
-func migrateTx(ctx context.Context, tx *sql.Tx, fsys fs.FS) error {
+// execer is a *sql.Tx, or the writer connection inside its transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func migrateTx(ctx context.Context, tx execer, fsys fs.FS) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT PRIMARY KEY,
 		applied_at INTEGER NOT NULL

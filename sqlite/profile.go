@@ -141,7 +141,7 @@ func (s *Store) UpdateProfile(ctx context.Context, p *verifyd.Profile) error {
 			nullFloat(p.DailySpendLimit), b2i(p.DailySpendLimitEnabled), channels, tm(p.UpdatedAt),
 			p.ID, p.AccountID)
 		if err == nil && n == 0 {
-			err = verifyd.ErrNotFound
+			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
 		return err
 	})
@@ -159,7 +159,7 @@ func (s *Store) DeleteProfile(ctx context.Context, accountID, id string, now tim
 			return err
 		}
 		if !found {
-			return verifyd.ErrNotFound
+			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
 		if _, err := w.exec(`UPDATE profiles SET deleted_at = ? WHERE id = ?`, tm(now), id); err != nil {
 			return err
@@ -230,7 +230,7 @@ func (s *Store) UpdateTemplate(ctx context.Context, t *verifyd.Template) error {
 		n, err := w.exec(`UPDATE templates SET text = ?, updated_at = ? WHERE id = ? AND account_id = ?`,
 			t.Text, tm(t.UpdatedAt), t.ID, t.AccountID)
 		if err == nil && n == 0 {
-			err = verifyd.ErrNotFound
+			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
 		return err
 	})

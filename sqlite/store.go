@@ -56,12 +56,11 @@ type Store struct {
 	path string
 	lock *os.File
 
-	wdb *sql.DB // the one writer connection
-	rdb *sql.DB // read-only connections
-
-	wstmts     map[string]*sql.Stmt // on wdb; used by the writer goroutine only
-	unprepared []string             // queries used by a batch, not yet in wstmts
-	rstmts     sync.Map             // query -> *sql.Stmt on rdb
+	wdb    *sql.DB              // the one writer connection
+	wconn  *sql.Conn            // that connection, held for the Store's life
+	rdb    *sql.DB              // read-only connections
+	wstmts map[string]*sql.Stmt // on wconn; used by the writer goroutine only
+	rstmts sync.Map             // query -> *sql.Stmt on rdb
 
 	mu     sync.RWMutex // guards closed and sends on ops
 	closed bool
@@ -162,14 +161,17 @@ func (s *Store) open(ctx context.Context, cfg config) error {
 	s.wdb.SetMaxIdleConns(1)
 	s.wdb.SetConnMaxLifetime(0)
 	s.wdb.SetConnMaxIdleTime(0)
-	if err := s.wdb.PingContext(ctx); err != nil {
+	// The writer goroutine runs its transactions as statements (BEGIN
+	// IMMEDIATE ... COMMIT) on this one connection, with statements
+	// prepared on it once: no database/sql transaction to set up per batch.
+	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
-	if err := migrate(ctx, s.wdb, migrations); err != nil {
+	if err := migrate(ctx, s.wconn, migrations); err != nil {
 		return err
 	}
 	// Single process: whoever held these leases is dead.
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE jobs SET locked_until = 0 WHERE state = 'running'`); err != nil {
+	if _, err := s.wconn.ExecContext(ctx, `UPDATE jobs SET locked_until = 0 WHERE state = 'running'`); err != nil {
 		return fmt.Errorf("sqlite: open %s: release running jobs: %w", s.path, err)
 	}
 
@@ -224,7 +226,7 @@ func (s *Store) checkpointer() {
 // Migrate applies pending migrations (Open already did; this is for
 // `verifyd migrate` and is a no-op when the schema is current).
 func (s *Store) Migrate(ctx context.Context) error {
-	return s.write(ctx, func(w *wtx) error { return migrateTx(ctx, w.tx, migrations) })
+	return s.write(ctx, func(w *wtx) error { return migrateTx(ctx, w.s.wconn, migrations) })
 }
 
 // Ping reports whether the database answers.
@@ -265,6 +267,9 @@ func (s *Store) closeDBs() error {
 	}
 	if s.cdb != nil {
 		errs = append(errs, s.cdb.Close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
 	}
 	if s.wdb != nil {
 		// A clean close of the last connection checkpoints and removes the WAL.

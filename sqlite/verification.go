@@ -244,7 +244,7 @@ func (s *Store) ExpireVerification(ctx context.Context, accountID, id string, no
 			return err
 		}
 		if v == nil {
-			return verifyd.ErrNotFound
+			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
 		return w.expireByTime(v, now)
 	})

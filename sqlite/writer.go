@@ -12,8 +12,9 @@ import (
 	"github.com/verifyd/verifyd"
 )
 
-// op is one queued write. fn runs inside the batch transaction, in its own
-// savepoint.
+// op is one queued write. fn runs inside the batch transaction; it may run
+// more than once (see runBatch), so it must reset at its start whatever it
+// captures and sets.
 type op struct {
 	fn    func(w *wtx) error
 	state atomic.Int32 // opQueued, opTaken or opAbandoned
@@ -28,16 +29,16 @@ const (
 
 // keep is returned by an operation whose work so far must be committed
 // even though the operation fails with err (a time expiry before a refusing
-// Guard or Decide).
+// Guard or Decide). An operation that fails before writing anything returns
+// its error as a keep too: that spares the batch a rollback and a rerun.
 type keep struct{ err error }
 
 func (k *keep) Error() string { return k.err.Error() }
 
-// wtx is the batch transaction, as seen by one operation.
+// wtx is the batch transaction, as seen by one operation: the writer
+// connection, inside BEGIN IMMEDIATE.
 type wtx struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt // tx-bound statements of this batch
+	s *Store
 }
 
 // ctx is the context statements run with on the writer: operations are
@@ -45,45 +46,23 @@ type wtx struct {
 // and a context without Done spares the driver a watcher goroutine.
 var bg = context.Background()
 
-// stmt returns query prepared once on the writer connection, bound to the
-// batch transaction.
-func (w *wtx) stmt(query string) (*sql.Stmt, error) {
-	st, ok := w.stmts[query]
-	if ok {
+// wstmt returns query prepared on the writer connection (once: statements
+// live as long as the Store).
+func (s *Store) wstmt(query string) (*sql.Stmt, error) {
+	if st, ok := s.wstmts[query]; ok {
 		return st, nil
 	}
-	var err error
-	if shared, ok := w.s.wstmts[query]; ok {
-		st = w.tx.StmtContext(bg, shared)
-	} else {
-		// First use: the writer connection is busy with this transaction, so
-		// prepare on it for this batch and on the DB once the batch is over.
-		if st, err = w.tx.PrepareContext(bg, query); err != nil {
-			return nil, err
-		}
-		w.s.unprepared = append(w.s.unprepared, query)
+	st, err := s.wconn.PrepareContext(bg, query)
+	if err != nil {
+		return nil, err
 	}
-	w.stmts[query] = st
+	s.wstmts[query] = st
 	return st, nil
-}
-
-// prepareNew prepares, on the writer DB, the statements batches used for the
-// first time, so later batches reuse them.
-func (s *Store) prepareNew() {
-	for _, q := range s.unprepared {
-		if _, ok := s.wstmts[q]; ok {
-			continue
-		}
-		if st, err := s.wdb.PrepareContext(bg, q); err == nil {
-			s.wstmts[q] = st
-		}
-	}
-	s.unprepared = s.unprepared[:0]
 }
 
 // exec runs a statement and returns the number of rows it changed.
 func (w *wtx) exec(query string, args ...any) (int64, error) {
-	st, err := w.stmt(query)
+	st, err := w.s.wstmt(query)
 	if err != nil {
 		return 0, err
 	}
@@ -96,7 +75,7 @@ func (w *wtx) exec(query string, args ...any) (int64, error) {
 
 // query runs a statement that returns rows.
 func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
-	st, err := w.stmt(query)
+	st, err := w.s.wstmt(query)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +130,9 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.maxBatch)
+	live := make([]*op, 0, s.maxBatch)
+	errs := make([]error, s.maxBatch)
+	w := &wtx{s: s}
 	for {
 		o, ok := <-s.ops
 		if !ok {
@@ -170,72 +152,57 @@ func (s *Store) writer() {
 			}
 		}
 		start := time.Now()
-		s.runBatch(batch)
+		live = live[:0]
+		for _, o := range batch {
+			if o.state.CompareAndSwap(opQueued, opTaken) {
+				live = append(live, o)
+			}
+		}
+		if len(live) > 0 {
+			s.runBatch(w, live, errs[:len(live)])
+		}
 		s.busy.Add(int64(time.Since(start)))
 		clear(batch)
+		clear(live)
+		clear(errs)
 		// The callers just answered wait in this P's run queue; let them
 		// run and queue their next writes, so the next batch is a full one
 		// instead of whatever trickled in meanwhile.
 		runtime.Gosched()
-		if len(s.unprepared) > 0 {
-			s.prepareNew()
-		}
 	}
 }
 
-func (s *Store) runBatch(batch []*op) {
-	live := batch[:0:0]
-	for _, o := range batch {
-		if o.state.CompareAndSwap(opQueued, opTaken) {
-			live = append(live, o)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	failAll := func(err error) {
-		err = s.mapErr(err)
-		for _, o := range live {
-			o.done <- err
-		}
-	}
-
-	tx, err := s.wdb.BeginTx(bg, nil)
-	if err != nil {
-		failAll(err)
-		return
-	}
-	w := &wtx{s: s, tx: tx, stmts: make(map[string]*sql.Stmt, 16)}
-	errs := make([]error, len(live))
-	for i, o := range live {
-		if _, err := w.exec(`SAVEPOINT op`); err != nil {
-			_ = tx.Rollback()
-			failAll(err)
-			return
-		}
-		err := call(o.fn, w)
-		var k *keep
-		switch {
-		case err == nil:
-		case errors.As(err, &k):
-			err = k.err
-		default:
-			if _, rerr := w.exec(`ROLLBACK TO op`); rerr != nil {
-				_ = tx.Rollback()
-				failAll(rerr)
-				return
+// runBatch runs the operations of live in one transaction and answers
+// each with its outcome (errs is scratch space, one per operation).
+//
+// The first pass runs them one after the other with no savepoint: the
+// usual batch, where every operation succeeds (or fails with keep), costs
+// no SAVEPOINT/RELEASE and no statement journal. When operation i fails,
+// the transaction is rolled back and the batch runs again, operations i
+// and after each in a savepoint, so that a failing one is rolled back
+// alone. (Operations before i succeeded on the very same state; should one
+// fail anyway on the rerun, the third pass puts every operation in a
+// savepoint.)
+func (s *Store) runBatch(w *wtx, live []*op, errs []error) {
+	from := len(live) // operations from this index on run in a savepoint
+	for pass := 1; ; pass++ {
+		failed, err := s.runPass(w, live, errs, from)
+		if err != nil {
+			err = s.mapErr(err)
+			for _, o := range live {
+				o.done <- err
 			}
-		}
-		if _, rerr := w.exec(`RELEASE op`); rerr != nil {
-			_ = tx.Rollback()
-			failAll(rerr)
 			return
 		}
-		errs[i] = s.mapErr(err)
-	}
-	if err := tx.Commit(); err != nil {
-		failAll(err)
-		return
+		if failed < 0 {
+			break
+		}
+		if pass == 1 {
+			from = failed
+		} else {
+			from = 0
+		}
+		clear(errs)
 	}
 	s.batches.Add(1)
 	s.batchedOps.Add(int64(len(live)))
@@ -246,6 +213,52 @@ func (s *Store) runBatch(batch []*op) {
 	for i, o := range live {
 		o.done <- errs[i]
 	}
+}
+
+// runPass runs one pass of runBatch and commits it. It returns the index
+// of an operation before from that failed (the transaction is then rolled
+// back, to run again), or -1; err is an error of the transaction itself,
+// which fails every operation.
+func (s *Store) runPass(w *wtx, live []*op, errs []error, from int) (failed int, err error) {
+	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
+		return -1, err
+	}
+	rollback := func() { _, _ = w.exec(`ROLLBACK`) }
+	for i, o := range live {
+		sp := i >= from
+		if sp {
+			if _, err := w.exec(`SAVEPOINT op`); err != nil {
+				rollback()
+				return -1, err
+			}
+		}
+		err := call(o.fn, w)
+		if err != nil {
+			var k *keep
+			if errors.As(err, &k) {
+				err = k.err
+			} else if !sp {
+				rollback()
+				return i, nil
+			} else if _, rerr := w.exec(`ROLLBACK TO op`); rerr != nil {
+				rollback()
+				return -1, rerr
+			}
+		}
+		if sp {
+			if _, rerr := w.exec(`RELEASE op`); rerr != nil {
+				rollback()
+				return -1, rerr
+			}
+		}
+		errs[i] = s.mapErr(err)
+	}
+	if _, err := w.exec(`COMMIT`); err != nil {
+		// A COMMIT that fails (busy, I/O) may leave the transaction open.
+		rollback()
+		return -1, err
+	}
+	return -1, nil
 }
 
 // call runs fn, turning a panic (in a Guard or Decide callback, say) into

@@ -20,11 +20,13 @@ type config struct {
 	LogLevel      string
 	DebugAddr     string
 	MaxAttempts   int
+	Retention     time.Duration
 	ShutdownGrace time.Duration
 }
 
 func defaultConfig() config {
 	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
+		Retention:     30 * 24 * time.Hour,
 		ShutdownGrace: 15 * time.Second}
 }
 
@@ -46,12 +48,20 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.LogLevel, "log-level", env("VERIFYD_LOG_LEVEL", c.LogLevel), "debug, info, warn or error (VERIFYD_LOG_LEVEL)")
 	maxAttempts, _ := strconv.Atoi(env("VERIFYD_MAX_ATTEMPTS", strconv.Itoa(c.MaxAttempts)))
 	fs.IntVar(&c.MaxAttempts, "max-attempts", maxAttempts, "checks per verification, 1-10 (VERIFYD_MAX_ATTEMPTS)")
+	retention, err := time.ParseDuration(env("VERIFYD_RETENTION", c.Retention.String()))
+	if err != nil {
+		retention = c.Retention
+	}
+	fs.DurationVar(&c.Retention, "retention", retention, "how long finished verifications are kept, e.g. 720h (VERIFYD_RETENTION)")
 	return fs
 }
 
 func (c *config) validate() error {
 	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
 		return fmt.Errorf("--max-attempts must be 1-10, got %d", c.MaxAttempts)
+	}
+	if c.Retention < time.Hour {
+		return fmt.Errorf("--retention must be at least 1h, got %v", c.Retention)
 	}
 	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
 		return fmt.Errorf("PostgreSQL is not supported by this build yet; --db takes an SQLite path")

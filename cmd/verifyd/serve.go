@@ -42,7 +42,7 @@ func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}
-	svc := service.New(store, keys, service.Options{MaxAttempts: cfg.MaxAttempts, Logger: log, Observer: obs})
+	svc := service.New(store, keys, service.Options{MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention, Logger: log, Observer: obs})
 	return &app{cfg: cfg, store: store, svc: svc, log: log}, nil
 }
 
