@@ -6,9 +6,22 @@ import (
 	"github.com/verifyd/verifyd"
 )
 
+// The verification an attempt selects, by ID or newest of (profile, phone),
+// with the count of failures of its (profile, phone) since the last
+// parameter: one statement instead of two.
+const (
+	qAttemptByID = `SELECT ` + verificationCols + `, (SELECT count(*) FROM check_failures f
+		WHERE f.profile_id = v.profile_id AND f.phone_number = v.phone_number AND f.at >= ?3)
+		FROM verifications v WHERE id = ?1 AND account_id = ?2`
+	qAttemptNewest = `SELECT ` + verificationCols + `, (SELECT count(*) FROM check_failures f
+		WHERE f.profile_id = v.profile_id AND f.phone_number = v.phone_number AND f.at >= ?4)
+		FROM verifications v WHERE profile_id = ?1 AND phone_number = ?2 AND account_id = ?3
+		ORDER BY created_at DESC, id DESC LIMIT 1`
+)
+
 // Attempt checks a code atomically: it selects the verification, resolves
 // its expiry (kept even if Decide refuses), counts recent failures of
-// (profile, phone), calls Decide and applies the decision.
+// (profile, phone) (in the same statement), calls Decide and applies the decision.
 func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.AttemptResult, error) {
 	if p.Decide == nil {
 		return verifyd.AttemptResult{}, verifyd.Errorf(verifyd.EINTERNAL, "Decide is required.")
@@ -17,11 +30,16 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 	err := s.write(ctx, func(w *wtx) error {
 		res = verifyd.AttemptResult{}
 		var v *verifyd.Verification
+		var failures int
+		scan := func(r rowScanner) (err error) {
+			v, err = scanVerification(extraScanner{r, &failures})
+			return err
+		}
 		var err error
 		if p.ID != "" {
-			v, err = w.getVerification(qVerificationByID, p.ID, p.AccountID)
+			_, err = w.queryRow(scan, qAttemptByID, p.ID, p.AccountID, tm(p.FailuresSince))
 		} else {
-			v, err = w.getVerification(qNewestVerification, p.ProfileID, p.PhoneNumber, p.AccountID)
+			_, err = w.queryRow(scan, qAttemptNewest, p.ProfileID, p.PhoneNumber, p.AccountID, tm(p.FailuresSince))
 		}
 		if err != nil {
 			return err
@@ -32,9 +50,7 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 		profileID, phone := p.ProfileID, p.PhoneNumber
 		if v != nil {
 			profileID, phone = v.ProfileID, v.PhoneNumber
-		}
-		var failures int
-		if profileID != "" {
+		} else if profileID != "" {
 			if _, err := w.queryRow(func(r rowScanner) error { return r.Scan(&failures) },
 				`SELECT count(*) FROM check_failures WHERE profile_id = ? AND phone_number = ? AND at >= ?`,
 				profileID, phone, tm(p.FailuresSince)); err != nil {

@@ -49,8 +49,8 @@ func (s *Store) ClaimJobs(ctx context.Context, p verifyd.ClaimParams) ([]*verify
 				SELECT id, run_at FROM (SELECT id, run_at FROM jobs
 					WHERE state = 'available' AND run_at <= ?1 ORDER BY run_at, id LIMIT ?2)
 				UNION ALL
-				SELECT id, run_at FROM (SELECT id, run_at FROM jobs
-					WHERE state = 'running' AND locked_until <= ?1 ORDER BY run_at, id LIMIT ?2)
+				SELECT id, run_at FROM (SELECT id, run_at FROM jobs INDEXED BY jobs_running_lease
+					WHERE state = 'running' AND locked_until <= ?1 ORDER BY locked_until LIMIT ?2)
 			) ORDER BY run_at, id LIMIT ?2)
 			RETURNING `+jobCols+`, in_doubt`, tm(p.Now), p.Limit, p.Worker, tm(p.Now.Add(p.Lease)))
 		if err != nil {
@@ -187,7 +187,9 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 	for _, i := range idx {
 		args = append(args, outs[i].JobID)
 	}
-	rows, err := w.query(`DELETE FROM jobs WHERE state = 'running' AND locked_by = ? AND id IN (`+
+	// "+state": look the jobs up by id, not by walking every running job
+	// through jobs_state_run_at.
+	rows, err := w.query(`DELETE FROM jobs WHERE +state = 'running' AND locked_by = ? AND id IN (`+
 		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) RETURNING id, verification_id, account_id`, args...)
 	if err != nil {
 		return err

@@ -56,11 +56,21 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 		n = 0
 		for start := 0; start < len(seqs); start += 500 {
 			end := min(start+500, len(seqs))
-			seqArgs, idArgs := make([]any, 0, end-start), make([]any, 0, end-start)
-			for i := start; i < end; i++ {
-				seqArgs, idArgs = append(seqArgs, seqs[i]), append(idArgs, ids[i])
+			// IN lists come in a few fixed sizes (padded with repeats of the
+			// last value) so the writer's statement cache stays small.
+			size := 500
+			for _, s := range []int{1, 10, 100} {
+				if end-start <= s {
+					size = s
+					break
+				}
 			}
-			in := "(" + strings.TrimSuffix(strings.Repeat("?,", end-start), ",") + ")"
+			seqArgs, idArgs := make([]any, 0, size), make([]any, 0, size)
+			for i := start; i < start+size; i++ {
+				k := min(i, end-1)
+				seqArgs, idArgs = append(seqArgs, seqs[k]), append(idArgs, ids[k])
+			}
+			in := "(" + strings.TrimSuffix(strings.Repeat("?,", size), ",") + ")"
 			for _, q := range []string{
 				`DELETE FROM events WHERE verification_seq IN ` + in,
 				`DELETE FROM delivery_attempts WHERE verification_seq IN ` + in,

@@ -40,7 +40,7 @@ const (
 
 // The updates below each write only the columns their change touches:
 // SQLite rewrites every index whose key or WHERE clause names a column in
-// SET, and status is in both partial indexes.
+// SET, and status is in the partial index.
 
 // saveCompletion writes what complete changes: status, reason, attempts
 // (an accept counts one) and updated_at.

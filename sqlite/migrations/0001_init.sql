@@ -59,8 +59,11 @@ CREATE INDEX templates_account ON templates (account_id, created_at, id);
 --     ListVerificationsByPhone (one seek per profile of the account, then a
 --     sort of that phone's few rows), so there is no (account_id,
 --     phone_number) index;
---   - the partial indexes on pending rows only append (expires_at and rowid
---     grow) and shrink as verifications complete.
+--   - the partial index on pending rows only appends (expires_at grows) and
+--     shrinks as verifications complete; it serves the expiry sweep.
+--     DeleteProfile (rare) finds a profile's pending verifications through
+--     the (profile_id, ...) prefix of the phone index instead of an index
+--     of its own.
 CREATE TABLE verifications (
 	seq               INTEGER PRIMARY KEY,
 	id                TEXT NOT NULL UNIQUE,
@@ -81,8 +84,7 @@ CREATE TABLE verifications (
 	expires_at        INTEGER NOT NULL
 );
 CREATE INDEX verifications_profile_phone ON verifications (profile_id, phone_number, created_at DESC, id DESC);
-CREATE INDEX verifications_pending_expiry ON verifications (status, expires_at) WHERE status = 'pending';
-CREATE INDEX verifications_pending_profile ON verifications (profile_id) WHERE status = 'pending';
+CREATE INDEX verifications_pending_expiry ON verifications (expires_at) WHERE status = 'pending';
 
 CREATE TABLE jobs (
 	id              TEXT PRIMARY KEY,
@@ -101,6 +103,9 @@ CREATE TABLE jobs (
 	in_doubt        INTEGER NOT NULL DEFAULT 0 -- set by each claim: it took over a lapsed lease
 );
 CREATE INDEX jobs_state_run_at ON jobs (state, run_at);
+-- Lapsed leases: jobs are inserted already running (hand-off to the local
+-- worker), so the claim's lapsed-lease branch must not walk every running job.
+CREATE INDEX jobs_running_lease ON jobs (locked_until) WHERE state = 'running';
 
 -- seq orders the log (events of one instant keep their write order).
 -- verification_seq is the verification's seq: events are written for recent
