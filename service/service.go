@@ -96,6 +96,10 @@ func New(store verifyd.Store, keys *Keys, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// Stores keep microseconds: work in what they keep, so a value compared
+	// before a write is the value read back after it.
+	now := opts.Now
+	opts.Now = func() time.Time { return now().UTC().Truncate(time.Microsecond) }
 	if opts.Codes == nil {
 		opts.Codes = RandomCode
 	}

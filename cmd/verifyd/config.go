@@ -19,6 +19,9 @@ type config struct {
 	ConsoleOut    string
 	LogLevel      string
 	DebugAddr     string
+	DBSchema      string
+	DBMaxConns    int
+	JobLease      time.Duration
 	MaxAttempts   int
 	Retention     time.Duration
 	ShutdownGrace time.Duration
@@ -26,7 +29,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
-		Retention:     30 * 24 * time.Hour,
+		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16,
 		ShutdownGrace: 15 * time.Second}
 }
 
@@ -41,7 +44,15 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", env("VERIFYD_ADDR", c.Addr), "listen address (VERIFYD_ADDR)")
-	fs.StringVar(&c.DB, "db", env("VERIFYD_DB", c.DB), "SQLite database path (VERIFYD_DB)")
+	fs.StringVar(&c.DB, "db", env("VERIFYD_DB", c.DB), "SQLite database path, or a postgres:// URL (VERIFYD_DB)")
+	fs.StringVar(&c.DBSchema, "db-schema", env("VERIFYD_DB_SCHEMA", c.DBSchema), "PostgreSQL schema to use, created if missing (VERIFYD_DB_SCHEMA; default: the URL's search_path)")
+	maxConns, _ := strconv.Atoi(env("VERIFYD_DB_MAX_CONNS", strconv.Itoa(c.DBMaxConns)))
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", maxConns, "PostgreSQL connection pool size (VERIFYD_DB_MAX_CONNS)")
+	lease, err := time.ParseDuration(env("VERIFYD_JOB_LEASE", c.JobLease.String()))
+	if err != nil {
+		lease = c.JobLease
+	}
+	fs.DurationVar(&c.JobLease, "job-lease", lease, "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
 	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
 	fs.StringVar(&c.ConsoleOut, "console-out", env("VERIFYD_CONSOLE_OUT", c.ConsoleOut), "console sender output file; default standard output (VERIFYD_CONSOLE_OUT)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("VERIFYD_DEBUG_ADDR", c.DebugAddr), "if set, serve net/http/pprof on this (loopback) address (VERIFYD_DEBUG_ADDR)")
@@ -63,11 +74,11 @@ func (c *config) validate() error {
 	if c.Retention < time.Hour {
 		return fmt.Errorf("--retention must be at least 1h, got %v", c.Retention)
 	}
-	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-		return fmt.Errorf("PostgreSQL is not supported by this build yet; --db takes an SQLite path")
+	if c.JobLease < time.Second {
+		return fmt.Errorf("--job-lease must be at least 1s, got %v", c.JobLease)
 	}
-	if c.KeysFile == "" {
-		c.KeysFile = c.DB + ".keys"
+	if c.KeysFile == "" && !c.isPostgres() {
+		c.KeysFile = c.DB + ".keys" // with PostgreSQL: --keys or the environment (loadKeys)
 	}
 	return nil
 }
@@ -76,4 +87,8 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+func (c *config) isPostgres() bool {
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
 }

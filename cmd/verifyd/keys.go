@@ -34,6 +34,9 @@ func loadKeys(path string, getenv func(string) string) (*service.Keys, error) {
 			return nil, errors.New("VERIFYD_SERVER_KEYS is set but VERIFYD_SIGNING_KEY is not")
 		}
 	} else {
+		if path == "" {
+			return nil, errors.New("with a PostgreSQL --db every node needs the same keys: give --keys FILE (VERIFYD_KEYS_FILE) or VERIFYD_SERVER_KEYS and VERIFYD_SIGNING_KEY")
+		}
 		var err error
 		if kf, err = readOrCreateKeyFile(path); err != nil {
 			return nil, err

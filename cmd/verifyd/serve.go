@@ -18,7 +18,6 @@ import (
 	"github.com/verifyd/verifyd/api"
 	"github.com/verifyd/verifyd/console"
 	"github.com/verifyd/verifyd/service"
-	"github.com/verifyd/verifyd/sqlite"
 )
 
 // app is an opened database with the core on top: what every command needs.
@@ -38,9 +37,9 @@ func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlite.Open(ctx, cfg.DB)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
+		return nil, err
 	}
 	svc := service.New(store, keys, service.Options{MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention, Logger: log, Observer: obs})
 	return &app{cfg: cfg, store: store, svc: svc, log: log}, nil
@@ -112,7 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	worker := a.svc.NewWorker(sender, service.WorkerOptions{})
+	worker := a.svc.NewWorker(sender, service.WorkerOptions{Lease: a.cfg.JobLease})
 	worker.Start(context.WithoutCancel(ctx))
 
 	if a.cfg.DebugAddr != "" {
@@ -123,7 +122,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("listening", "addr", ln.Addr().String(), "db", a.cfg.DB, "sender", "console")
+	a.log.Info("listening", "addr", ln.Addr().String(), "sender", "console")
 
 	select {
 	case err = <-errc:
@@ -149,7 +148,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, cfg.DB) // applies migrations
+	store, err := openStore(ctx, cfg) // applies migrations
 	if err != nil {
 		return err
 	}
@@ -157,7 +156,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "migrations applied to", cfg.DB)
+	fmt.Fprintln(stdout, "migrations applied")
 	return nil
 }
 

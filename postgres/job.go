@@ -1,0 +1,298 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/verifyd/verifyd"
+)
+
+const jobCols = `id, kind, account_id, verification_id, payload, attempt, max_attempts, state, run_at,
+	locked_by, locked_until, last_error, created_at`
+
+func scanJob(r pgx.Row, extra ...any) (*verifyd.Job, error) {
+	var j verifyd.Job
+	var lockedUntil *time.Time
+	if err := r.Scan(append([]any{&j.ID, &j.Kind, &j.AccountID, &j.VerificationID, &j.Payload, &j.Attempt,
+		&j.MaxAttempts, &j.State, &j.RunAt, &j.LockedBy, &lockedUntil, &j.LastError, &j.CreatedAt}, extra...)...); err != nil {
+		return nil, err
+	}
+	j.RunAt, j.LockedUntil, j.CreatedAt = utc(j.RunAt), fromNull(lockedUntil), utc(j.CreatedAt)
+	return &j, nil
+}
+
+func insertJob(t *txn, j *verifyd.Job) {
+	t.queue(`INSERT INTO jobs (`+jobCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		j.ID, j.Kind, j.AccountID, j.VerificationID, j.Payload, j.Attempt, j.MaxAttempts, j.State, j.RunAt,
+		j.LockedBy, nullTime(j.LockedUntil), j.LastError, j.CreatedAt)
+}
+
+// ClaimJobs leases up to Limit due jobs to Worker until Now+Lease: available
+// jobs whose RunAt has come and running jobs whose lease has lapsed (those
+// with InDoubt set). Oldest RunAt first. One statement: each kind of due
+// job is read from its partial index and locked with FOR UPDATE SKIP
+// LOCKED, so workers on any number of nodes claim disjoint jobs without
+// waiting for each other.
+func (s *Store) ClaimJobs(ctx context.Context, p verifyd.ClaimParams) ([]*verifyd.Job, error) {
+	if p.Limit <= 0 {
+		return []*verifyd.Job{}, nil
+	}
+	// SET expressions see the row before the update: in_doubt records
+	// whether the job was running (its lease lapsed).
+	jobs, err := queryAll(ctx, s, func(r pgx.Row) (*verifyd.Job, error) {
+		var inDoubt bool
+		j, err := scanJob(r, &inDoubt)
+		if err != nil {
+			return nil, err
+		}
+		j.InDoubt = inDoubt
+		return j, nil
+	}, `WITH available AS (
+			SELECT id, run_at FROM jobs WHERE state = 'available' AND run_at <= $1
+			ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+		), lapsed AS (
+			SELECT id, run_at FROM jobs WHERE state = 'running' AND locked_until <= $1
+			ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+		), picked AS (
+			SELECT id FROM (SELECT * FROM available UNION ALL SELECT * FROM lapsed) d ORDER BY run_at, id LIMIT $2
+		)
+		UPDATE jobs SET in_doubt = (jobs.state = 'running'), state = 'running', attempt = jobs.attempt + 1,
+			locked_by = $3, locked_until = $4
+		FROM picked WHERE jobs.id = picked.id
+		RETURNING `+prefixed("jobs.", jobCols)+`, jobs.in_doubt`, p.Now, p.Limit, p.Worker, p.Now.Add(p.Lease))
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING has no order.
+	slices.SortFunc(jobs, func(a, b *verifyd.Job) int {
+		return cmp.Or(a.RunAt.Compare(b.RunAt), strings.Compare(a.ID, b.ID))
+	})
+	return jobs, nil
+}
+
+// prefixed qualifies every column of a column list with prefix.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FinishJobs applies the outcomes in one transaction, each only while its
+// Worker still holds the job's lease (the job is running and locked by
+// Worker; a lapsed lease nobody took over still counts): otherwise that
+// outcome's error is ErrLeaseLost and it changes nothing.
+//
+// Two round trips whatever the batch size: the first locks the jobs still
+// leased to their outcome's worker and the verifications the outcomes
+// record on; the second applies everything with set-based statements (one
+// per table and kind of change) and commits.
+func (s *Store) FinishJobs(ctx context.Context, outs []verifyd.JobOutcome) []error {
+	errs := make([]error, len(outs))
+	if len(outs) == 0 {
+		return errs
+	}
+	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
+		clear(errs)
+		return finishJobs(ctx, t, outs, errs)
+	})
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// heldJob is a job whose lease its outcome's worker holds.
+type heldJob struct{ verificationID, accountID string }
+
+func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []error) error {
+	// The first outcome of a job is the one that may apply; a second one
+	// finds the job finished by it.
+	var jobIDs, workers, vJobIDs, vWorkers []string
+	first := make(map[string]bool, len(outs))
+	for i, o := range outs {
+		if first[o.JobID] {
+			errs[i] = verifyd.ErrLeaseLost
+			continue
+		}
+		first[o.JobID] = true
+		jobIDs, workers = append(jobIDs, o.JobID), append(workers, o.Worker)
+		if o.DeliveryStatus != "" || o.FailVerification {
+			vJobIDs, vWorkers = append(vJobIDs, o.JobID), append(vWorkers, o.Worker)
+		}
+	}
+
+	held := make(map[string]heldJob, len(jobIDs))
+	t.queue(`SELECT j.id, j.verification_id, j.account_id FROM jobs j
+		JOIN unnest($1::text[], $2::text[]) AS o(id, worker) ON j.id = o.id AND j.locked_by = o.worker
+		WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j`, jobIDs, workers).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			var h heldJob
+			if err := rows.Scan(&id, &h.verificationID, &h.accountID); err != nil {
+				return err
+			}
+			held[id] = h
+		}
+		return rows.Err()
+	})
+	vs := map[string]*verifyd.Verification{}
+	if len(vJobIDs) > 0 {
+		// Locked in ID order, as every multi-row lock of verifications is.
+		t.queue(`SELECT `+prefixed("v.", verificationCols)+` FROM verifications v
+			JOIN jobs j ON v.id = j.verification_id AND v.account_id = j.account_id
+			JOIN unnest($1::text[], $2::text[]) AS o(id, worker) ON j.id = o.id AND j.locked_by = o.worker
+			WHERE j.state = 'running' ORDER BY v.id FOR UPDATE OF v`, vJobIDs, vWorkers).Query(func(rows pgx.Rows) error {
+			list, err := collect(rows, scanVerification)
+			for _, v := range list {
+				vs[v.ID] = v
+			}
+			return err
+		})
+	}
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+
+	var (
+		doneIDs                  []string
+		retryIDs, retryErrs      []string
+		retryAt                  []time.Time
+		deadIDs, deadErrs        []string
+		aID, aVID, aJID, aSender []string
+		aMsgID, aOutcome, aErr   []string
+		aParts                   []int32
+		aAt                      []time.Time
+		dirty                    []*verifyd.Verification
+		events                   []*verifyd.Event
+	)
+	isDirty := map[string]bool{}
+	for i := range outs {
+		o := &outs[i]
+		if errs[i] != nil {
+			continue
+		}
+		h, ok := held[o.JobID]
+		if !ok {
+			errs[i] = verifyd.ErrLeaseLost
+			continue
+		}
+		switch {
+		case o.Retry:
+			retryIDs, retryAt, retryErrs = append(retryIDs, o.JobID), append(retryAt, o.RetryAt), append(retryErrs, o.Error)
+		case o.Dead:
+			deadIDs, deadErrs = append(deadIDs, o.JobID), append(deadErrs, o.Error)
+		default:
+			doneIDs = append(doneIDs, o.JobID)
+		}
+		if a := o.Attempt; a != nil {
+			id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
+			if id == "" {
+				id = verifyd.NewID()
+			}
+			if vid == "" {
+				vid = h.verificationID
+			}
+			if jid == "" {
+				jid = o.JobID
+			}
+			if at.IsZero() {
+				at = o.Now
+			}
+			aID, aVID, aJID, aSender = append(aID, id), append(aVID, vid), append(aJID, jid), append(aSender, a.Sender)
+			aMsgID, aOutcome, aErr = append(aMsgID, a.ProviderMessageID), append(aOutcome, a.Outcome), append(aErr, a.Error)
+			aParts, aAt = append(aParts, int32(a.Parts)), append(aAt, at)
+		}
+		if (o.DeliveryStatus == "" && !o.FailVerification) || h.verificationID == "" {
+			continue
+		}
+		v := vs[h.verificationID]
+		if v == nil {
+			continue // purged meanwhile (or another account's): nothing to record on
+		}
+		if o.DeliveryStatus != "" {
+			v.DeliveryStatus, v.UpdatedAt = o.DeliveryStatus, o.Now
+			if typ := deliveryEvent(o.DeliveryStatus); typ != "" {
+				events = append(events, verifyd.NewEvent(typ, v, o.Now))
+			}
+		}
+		if o.FailVerification && v.Status == verifyd.StatusPending {
+			events = append(events, completeV(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now))
+		}
+		if !isDirty[v.ID] {
+			isDirty[v.ID] = true
+			dirty = append(dirty, v)
+		}
+	}
+
+	if len(doneIDs) > 0 {
+		t.queue(`DELETE FROM jobs WHERE id = ANY($1)`, doneIDs)
+	}
+	if len(retryIDs) > 0 {
+		t.queue(`UPDATE jobs SET state = 'available', run_at = u.run_at, locked_by = '', locked_until = NULL,
+				last_error = u.error
+			FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(id, run_at, error) WHERE jobs.id = u.id`,
+			retryIDs, retryAt, retryErrs)
+	}
+	if len(deadIDs) > 0 {
+		t.queue(`UPDATE jobs SET state = 'failed', locked_by = '', locked_until = NULL, last_error = u.error
+			FROM unnest($1::text[], $2::text[]) AS u(id, error) WHERE jobs.id = u.id`, deadIDs, deadErrs)
+	}
+	if len(aID) > 0 {
+		t.queue(`INSERT INTO delivery_attempts (id, verification_id, job_id, sender, provider_message_id, parts,
+				outcome, error, at)
+			SELECT id, vid, jid, sender, msg, parts, outcome, error, at
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[], $8::text[],
+				$9::timestamptz[]) WITH ORDINALITY AS a(id, vid, jid, sender, msg, parts, outcome, error, at, n)
+			ORDER BY n`, aID, aVID, aJID, aSender, aMsgID, aParts, aOutcome, aErr, aAt)
+	}
+	saveVerifications(t, dirty)
+	insertEvents(t, events)
+	return t.commit(ctx)
+}
+
+// deliveryEvent returns the event type a delivery status emits ("" none).
+func deliveryEvent(status string) string {
+	switch status {
+	case verifyd.DeliverySent:
+		return verifyd.EventSent
+	case verifyd.DeliveryDelivered:
+		return verifyd.EventDelivered
+	case verifyd.DeliverySendingFailed, verifyd.DeliveryFailed:
+		return verifyd.EventFailed
+	}
+	return ""
+}
+
+// QueueDepth returns the number of jobs available or running.
+func (s *Store) QueueDepth(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&n) },
+		`SELECT count(*) FROM jobs WHERE state IN ('available', 'running')`)
+	return n, err
+}
+
+// ListDeliveryAttempts returns the delivery attempts recorded for one
+// verification of the account, oldest first. It is not part of
+// verifyd.Store; storetest checks it when a store has it.
+func (s *Store) ListDeliveryAttempts(ctx context.Context, accountID, verificationID string) ([]*verifyd.DeliveryAttempt, error) {
+	return queryAll(ctx, s, func(r pgx.Row) (*verifyd.DeliveryAttempt, error) {
+		var a verifyd.DeliveryAttempt
+		if err := r.Scan(&a.ID, &a.VerificationID, &a.JobID, &a.Sender, &a.ProviderMessageID, &a.Parts,
+			&a.Outcome, &a.Error, &a.At); err != nil {
+			return nil, err
+		}
+		a.At = utc(a.At)
+		return &a, nil
+	}, `SELECT d.id, d.verification_id, d.job_id, d.sender, d.provider_message_id, d.parts, d.outcome, d.error, d.at
+		FROM delivery_attempts d
+		WHERE d.verification_id = $1 AND EXISTS (SELECT 1 FROM verifications v WHERE v.id = $1 AND v.account_id = $2)
+		ORDER BY d.at, d.seq`, verificationID, accountID)
+}

@@ -1,0 +1,346 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/verifyd/verifyd"
+)
+
+const verificationCols = `id, account_id, profile_id, type, phone_number, code_hash, custom_code, extension,
+	timeout_secs, status, attempts, completion_reason, delivery_status, created_at, updated_at, expires_at`
+
+func scanVerification(r pgx.Row) (*verifyd.Verification, error) { return scanVerificationExtra(r) }
+
+func scanVerificationExtra(r pgx.Row, extra ...any) (*verifyd.Verification, error) {
+	var v verifyd.Verification
+	if err := r.Scan(append([]any{&v.ID, &v.AccountID, &v.ProfileID, &v.Type, &v.PhoneNumber, &v.CodeHash,
+		&v.CustomCode, &v.Extension, &v.TimeoutSecs, &v.Status, &v.Attempts, &v.CompletionReason, &v.DeliveryStatus,
+		&v.CreatedAt, &v.UpdatedAt, &v.ExpiresAt}, extra...)...); err != nil {
+		return nil, err
+	}
+	v.CreatedAt, v.UpdatedAt, v.ExpiresAt = utc(v.CreatedAt), utc(v.UpdatedAt), utc(v.ExpiresAt)
+	return &v, nil
+}
+
+// scanOne returns a Query callback that scans the first row, if any, into
+// *v (left nil when there is none).
+func scanOne(v **verifyd.Verification) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		*v = nil
+		if !rows.Next() {
+			return nil
+		}
+		var err error
+		*v, err = scanVerification(rows)
+		return err
+	}
+}
+
+const (
+	qVerificationByID = `SELECT ` + verificationCols + ` FROM verifications WHERE id = $1 AND account_id = $2`
+	// The newest verification of (profile, phone), by created_at then id.
+	qNewestVerification = `SELECT ` + verificationCols + ` FROM verifications
+		WHERE profile_id = $1 AND phone_number = $2 AND account_id = $3
+		ORDER BY created_at DESC, id DESC LIMIT 1`
+	// The lock that serializes triggers (and checks by phone) of one
+	// (profile, phone), held until the transaction ends. Its two int4 keys
+	// are a space of their own: migrations lock with one int8 key.
+	qLockProfilePhone = `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`
+)
+
+// completeV moves v out of pending to status with reason at now and
+// returns its verify.completed event (the caller saves both).
+func completeV(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) *verifyd.Event {
+	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
+	return verifyd.NewEvent(verifyd.EventCompleted, v, now)
+}
+
+// saveVerifications queues the writes of the mutable columns of vs.
+func saveVerifications(t *txn, vs []*verifyd.Verification) {
+	switch len(vs) {
+	case 0:
+		return
+	case 1:
+		v := vs[0]
+		t.queue(`UPDATE verifications SET status = $2, attempts = $3, completion_reason = $4, delivery_status = $5,
+			updated_at = $6 WHERE id = $1`, v.ID, string(v.Status), v.Attempts, v.CompletionReason, v.DeliveryStatus, v.UpdatedAt)
+		return
+	}
+	ids, statuses, reasons, deliveries := make([]string, len(vs)), make([]string, len(vs)), make([]string, len(vs)), make([]string, len(vs))
+	attempts, updated := make([]int32, len(vs)), make([]time.Time, len(vs))
+	for i, v := range vs {
+		ids[i], statuses[i], reasons[i], deliveries[i] = v.ID, string(v.Status), v.CompletionReason, v.DeliveryStatus
+		attempts[i], updated[i] = int32(v.Attempts), v.UpdatedAt
+	}
+	t.queue(`UPDATE verifications AS v SET status = u.status, attempts = u.attempts, completion_reason = u.reason,
+			delivery_status = u.delivery, updated_at = u.updated
+		FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
+			AS u(id, status, attempts, reason, delivery, updated)
+		WHERE v.id = u.id`, ids, statuses, attempts, reasons, deliveries, updated)
+}
+
+// insertEvents queues the insert of evs, in order.
+func insertEvents(t *txn, evs []*verifyd.Event) {
+	switch len(evs) {
+	case 0:
+		return
+	case 1:
+		e := evs[0]
+		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
+		return
+	}
+	n := len(evs)
+	ids, accounts, profiles, vids, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at, payloads := make([]time.Time, n), make([][]byte, n)
+	for i, e := range evs {
+		ids[i], accounts[i], profiles[i], vids[i], types[i] = e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type
+		at[i], payloads[i] = e.OccurredAt, e.Payload
+	}
+	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
+		SELECT id, acc, prof, vid, typ, at, payload
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
+			WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
+		ORDER BY n`, ids, accounts, profiles, vids, types, at, payloads)
+}
+
+// CreateVerification expires by time the newest verification of (profile,
+// phone), calls Guard, supersedes a pending newest one (its Attempts carry
+// over to p.Verification), and inserts the verification and its job, all in
+// one transaction. A Guard error keeps only the time expiry.
+//
+// Two round trips: BEGIN, the (profile, phone) advisory lock and the newest
+// row (FOR UPDATE) go in one; the writes and COMMIT in the other.
+func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) (*verifyd.Verification, error) {
+	v, j, now := p.Verification, p.Job, p.Now
+	if v == nil || j == nil {
+		return nil, verifyd.Errorf(verifyd.EINTERNAL, "Verification and job are required.")
+	}
+	var superseded *verifyd.Verification
+	var nv verifyd.Verification
+	var nj verifyd.Job
+	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
+		superseded = nil
+		var newest *verifyd.Verification
+		t.queue(qLockProfilePhone, v.ProfileID, v.PhoneNumber)
+		t.queue(qNewestVerification+` FOR UPDATE`, v.ProfileID, v.PhoneNumber, v.AccountID).Query(scanOne(&newest))
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		var events []*verifyd.Event
+		changed := false
+		if newest != nil && newest.PendingExpired(now) {
+			events = append(events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonTimedOut, now))
+			changed = true
+		}
+		if p.Guard != nil {
+			var arg *verifyd.Verification
+			if newest != nil {
+				c := *newest
+				arg = &c
+			}
+			if gerr := p.Guard(arg); gerr != nil {
+				if !changed {
+					return gerr // nothing written: rolled back
+				}
+				saveVerifications(t, []*verifyd.Verification{newest})
+				insertEvents(t, events)
+				if err := t.commit(ctx); err != nil {
+					return err
+				}
+				return gerr
+			}
+		}
+		attempts := v.Attempts
+		if newest != nil && newest.Status == verifyd.StatusPending {
+			events = append(events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now))
+			attempts += newest.Attempts
+			superseded = newest
+			changed = true
+		}
+		nv = *v
+		nv.Attempts = attempts
+		if nv.ID == "" {
+			nv.ID = verifyd.NewID()
+		}
+		if nv.Status == "" {
+			nv.Status = verifyd.StatusPending
+		}
+		if nv.CreatedAt.IsZero() {
+			nv.CreatedAt = now
+		}
+		// Times are stored to the microsecond: compare and hand back what
+		// is stored.
+		nv.CreatedAt, nv.UpdatedAt, nv.ExpiresAt = truncUS(nv.CreatedAt), truncUS(nv.UpdatedAt), truncUS(nv.ExpiresAt)
+		if newest != nil && !nv.CreatedAt.After(newest.CreatedAt) {
+			// Keep created_at strictly increasing per (profile, phone) so
+			// "newest" never depends on the random ID.
+			shift := newest.CreatedAt.Add(time.Microsecond).Sub(nv.CreatedAt)
+			nv.CreatedAt = nv.CreatedAt.Add(shift)
+			nv.ExpiresAt = nv.ExpiresAt.Add(shift)
+			if !nv.UpdatedAt.IsZero() {
+				nv.UpdatedAt = nv.UpdatedAt.Add(shift)
+			}
+		}
+		if nv.UpdatedAt.IsZero() {
+			nv.UpdatedAt = nv.CreatedAt
+		}
+		nj = *j
+		if nj.ID == "" {
+			nj.ID = verifyd.NewID()
+		}
+		if nj.Kind == "" {
+			nj.Kind = verifyd.JobDeliver
+		}
+		if nj.AccountID == "" {
+			nj.AccountID = nv.AccountID
+		}
+		if nj.VerificationID == "" {
+			nj.VerificationID = nv.ID
+		}
+		if nj.State == "" {
+			nj.State = verifyd.JobAvailable
+		}
+		if nj.RunAt.IsZero() {
+			nj.RunAt = now
+		}
+		if nj.CreatedAt.IsZero() {
+			nj.CreatedAt = now
+		}
+		nj.RunAt, nj.CreatedAt, nj.LockedUntil = truncUS(nj.RunAt), truncUS(nj.CreatedAt), truncUS(nj.LockedUntil)
+
+		if changed {
+			saveVerifications(t, []*verifyd.Verification{newest})
+			insertEvents(t, events)
+		}
+		t.queue(`INSERT INTO verifications (`+verificationCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+			nv.ID, nv.AccountID, nv.ProfileID, string(nv.Type), nv.PhoneNumber, nv.CodeHash, nv.CustomCode, nv.Extension,
+			nv.TimeoutSecs, string(nv.Status), nv.Attempts, nv.CompletionReason, nv.DeliveryStatus,
+			nv.CreatedAt, nv.UpdatedAt, nv.ExpiresAt)
+		insertJob(t, &nj)
+		return t.commit(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The caller sees the stored state (IDs, carried Attempts) once committed.
+	*v, *j = nv, nj
+	return superseded, nil
+}
+
+// GetVerification returns the verification as stored, or ENOTFOUND.
+func (s *Store) GetVerification(ctx context.Context, accountID, id string) (*verifyd.Verification, error) {
+	var v *verifyd.Verification
+	err := s.queryRow(ctx, func(r pgx.Row) (err error) { v, err = scanVerification(r); return err },
+		qVerificationByID, id, accountID)
+	return v, err
+}
+
+// ListVerificationsByPhone returns the account's verifications for phone
+// over every profile (deleted ones too), newest first (created_at, id), and
+// the total: one seek of verifications_profile_phone per profile.
+func (s *Store) ListVerificationsByPhone(ctx context.Context, accountID, phone string, offset, limit int) ([]*verifyd.Verification, int, error) {
+	var lim *int // NULL: no limit
+	if limit > 0 {
+		lim = &limit
+	}
+	var total int
+	list, err := queryAll(ctx, s, func(r pgx.Row) (*verifyd.Verification, error) { return scanVerificationExtra(r, &total) },
+		`SELECT `+verificationCols+`, count(*) OVER () FROM verifications
+		WHERE profile_id IN (SELECT id FROM profiles WHERE account_id = $1) AND phone_number = $2 AND account_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, accountID, phone, lim, max(offset, 0))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(list) == 0 && offset > 0 {
+		err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&total) },
+			`SELECT count(*) FROM verifications
+			WHERE profile_id IN (SELECT id FROM profiles WHERE account_id = $1) AND phone_number = $2 AND account_id = $1`,
+			accountID, phone)
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	return list, total, nil
+}
+
+// ExpireVerification records a pending verification past its expiry at now
+// as expired (timed_out, with its event) and returns it as stored after.
+func (s *Store) ExpireVerification(ctx context.Context, accountID, id string, now time.Time) (*verifyd.Verification, error) {
+	v, err := s.GetVerification(ctx, accountID, id)
+	if err != nil || !v.PendingExpired(now) {
+		return v, err // nothing to write: no transaction
+	}
+	err = s.tx(ctx, func(ctx context.Context, t *txn) error {
+		t.queue(qVerificationByID+` FOR UPDATE`, id, accountID).Query(scanOne(&v))
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		if v == nil {
+			return verifyd.ErrNotFound
+		}
+		if !v.PendingExpired(now) {
+			return nil // changed meanwhile; rolled back (nothing written)
+		}
+		e := completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, now)
+		saveVerifications(t, []*verifyd.Verification{v})
+		insertEvents(t, []*verifyd.Event{e})
+		return t.commit(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ExpirePending records up to limit pending verifications past expiry at
+// now as expired (with events); returns how many. Rows another transaction
+// holds are skipped (SKIP LOCKED): whoever holds them resolves expiry
+// itself, and nodes running this at once never wait for each other.
+func (s *Store) ExpirePending(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int
+	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
+		n = 0
+		var due []*verifyd.Verification
+		t.queue(`SELECT `+verificationCols+` FROM verifications
+			WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit).
+			Query(func(rows pgx.Rows) (err error) { due, err = collect(rows, scanVerification); return err })
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		events := make([]*verifyd.Event, len(due))
+		for i, v := range due {
+			events[i] = completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, now)
+		}
+		saveVerifications(t, due)
+		insertEvents(t, events)
+		if err := t.commit(ctx); err != nil {
+			return err
+		}
+		n = len(due)
+		return nil
+	})
+	return n, err
+}
+
+// ListEvents returns the events of one verification, oldest first.
+func (s *Store) ListEvents(ctx context.Context, accountID, verificationID string) ([]*verifyd.Event, error) {
+	return queryAll(ctx, s, func(r pgx.Row) (*verifyd.Event, error) {
+		var e verifyd.Event
+		if err := r.Scan(&e.ID, &e.AccountID, &e.ProfileID, &e.VerificationID, &e.Type, &e.OccurredAt, &e.Payload); err != nil {
+			return nil, err
+		}
+		e.OccurredAt = utc(e.OccurredAt)
+		return &e, nil
+	}, `SELECT id, account_id, profile_id, verification_id, type, occurred_at, payload
+		FROM events WHERE verification_id = $1 AND account_id = $2 ORDER BY seq`, verificationID, accountID)
+}
