@@ -188,7 +188,7 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		args = append(args, outs[i].JobID)
 	}
 	// "+state": look the jobs up by id, not by walking every running job
-	// through jobs_state_run_at.
+	// through a state index.
 	rows, err := w.query(`DELETE FROM jobs WHERE +state = 'running' AND locked_by = ? AND id IN (`+
 		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) RETURNING id, verification_id, account_id`, args...)
 	if err != nil {
@@ -418,7 +418,7 @@ func deliveryEvent(status string) string {
 func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 	var n int
 	err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&n) },
-		`SELECT count(*) FROM jobs WHERE state IN ('available', 'running')`)
+		`SELECT (SELECT count(*) FROM jobs WHERE state = 'available') + (SELECT count(*) FROM jobs WHERE state = 'running')`)
 	return n, err
 }
 

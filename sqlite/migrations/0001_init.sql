@@ -102,7 +102,9 @@ CREATE TABLE jobs (
 	created_at      INTEGER NOT NULL,
 	in_doubt        INTEGER NOT NULL DEFAULT 0 -- set by each claim: it took over a lapsed lease
 );
-CREATE INDEX jobs_state_run_at ON jobs (state, run_at);
+-- Partial indexes by state: a job handed off to the local worker is inserted
+-- running and deleted when sent, so it never touches jobs_available.
+CREATE INDEX jobs_available ON jobs (run_at) WHERE state = 'available';
 -- Lapsed leases: jobs are inserted already running (hand-off to the local
 -- worker), so the claim's lapsed-lease branch must not walk every running job.
 CREATE INDEX jobs_running_lease ON jobs (locked_until) WHERE state = 'running';
