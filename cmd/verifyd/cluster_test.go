@@ -214,29 +214,8 @@ func TestCluster_Kill9_JobsTakenOverExactlyOnce(t *testing.T) {
 	if !killed.Load() {
 		t.Fatalf("only %d accepted; the kill never happened", len(accepted))
 	}
-	deadline := time.Now().Add(30 * time.Second) // lease 2 s + poll: far within
-	for {
-		seen := consoleLines(t, c.console)
-		missing := 0
-		for id := range accepted {
-			if seen[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			for id, n := range seen {
-				if n != 1 {
-					t.Errorf("verification %s delivered %d times", id, n)
-				}
-			}
-			t.Logf("%d accepted, all delivered once after node 2 was killed", len(accepted))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted verifications never delivered", missing, len(accepted))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDeliveredOnce(t, c.console, accepted, 30*time.Second) // lease 2 s + poll: far within
+	t.Logf("%d accepted, all delivered once after node 2 was killed", len(accepted))
 }
 
 // dropSchema removes a test schema (the database is shared; never assume it

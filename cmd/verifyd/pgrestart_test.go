@@ -30,7 +30,7 @@ func TestPGRestart_NodeFailsFastAndRecovers(t *testing.T) {
 
 	var (
 		mu        sync.Mutex
-		accepted  []string
+		accepted  = map[string]bool{}
 		ok503     atomic.Int64
 		okAfter   atomic.Int64
 		restarted atomic.Bool
@@ -69,7 +69,7 @@ func TestPGRestart_NodeFailsFastAndRecovers(t *testing.T) {
 				switch {
 				case resp.StatusCode == 200:
 					mu.Lock()
-					accepted = append(accepted, body.Data.ID)
+					accepted[body.Data.ID] = true
 					mu.Unlock()
 					if restarted.Load() {
 						okAfter.Add(1)
@@ -115,31 +115,10 @@ func TestPGRestart_NodeFailsFastAndRecovers(t *testing.T) {
 	// Nothing accepted is lost: every verification reads back, and reaches
 	// the console exactly once (jobs whose outcome could not be recorded in
 	// the outage come back after their lease, in doubt, and are reconciled).
-	for _, id := range accepted {
+	for id := range accepted {
 		if code, body := node.do(t, c.key, "GET", "/v2/verifications/"+id, ""); code != 200 {
 			t.Fatalf("accepted verification %s lost: %d %v", id, code, body)
 		}
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		seen := consoleLines(t, c.console)
-		missing := 0
-		for _, id := range accepted {
-			if seen[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			for id, n := range seen {
-				if n != 1 {
-					t.Errorf("verification %s delivered %d times", id, n)
-				}
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d accepted verifications never delivered", missing)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDeliveredOnce(t, c.console, accepted, 30*time.Second)
 }
