@@ -128,6 +128,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A new database is created private (0600): it holds phone numbers. SQLite
+	// gives its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 	s := &Store{path: path, lock: lock, wstmts: map[string]*sql.Stmt{}, maxBatch: cfg.maxBatch}
 	if err := s.open(ctx, cfg); err != nil {
 		s.closeDBs()
