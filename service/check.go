@@ -119,7 +119,7 @@ func (s *Service) CheckByPhone(ctx context.Context, acct *verifyd.Account, phone
 }
 
 func (s *Service) countCheck(res verifyd.AttemptResult) {
-	ch := verifyd.SMS
+	ch := verifyd.Channel("none") // a check of a number with no verification
 	if res.Verification != nil {
 		ch = res.Verification.Type
 	}
