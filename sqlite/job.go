@@ -205,6 +205,10 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		}
 		jobs[id] = h
 	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
+	}
 	if err := rows.Close(); err != nil {
 		return err
 	}
@@ -296,6 +300,10 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		e := verifyd.NewEvent(typ, v, at[v.ID])
 		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
 		nEvents++
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
 	}
 	if err := rows.Close(); err != nil {
 		return err

@@ -45,6 +45,10 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			seqs, ids = append(seqs, seq), append(ids, id)
 		}
 	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return 0, s.mapErr(err)
+	}
 	if err := rows.Close(); err != nil {
 		return 0, s.mapErr(err)
 	}
@@ -116,6 +120,10 @@ func (s *Store) PruneCheckFailures(ctx context.Context, before time.Time) (int, 
 			break
 		}
 		last, count = seq, count+1
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return 0, s.mapErr(err)
 	}
 	if err := rows.Close(); err != nil {
 		return 0, s.mapErr(err)
