@@ -65,7 +65,7 @@ func NewEvent(typ string, v *Verification, now time.Time) *Event {
 	}
 	b, _ := json.Marshal(p) // plain struct of strings and ints: cannot fail
 	return &Event{
-		ID: NewID(), AccountID: v.AccountID, ProfileID: v.ProfileID, VerificationID: v.ID,
+		ID: NewOrderedID(), AccountID: v.AccountID, ProfileID: v.ProfileID, VerificationID: v.ID,
 		Type: typ, OccurredAt: now, Payload: b,
 	}
 }

@@ -34,7 +34,7 @@ func (s *Service) render(ctx context.Context, p *verifyd.Profile, set verifyd.Ch
 		appName = p.Name
 	}
 	m := &verifyd.Message{
-		ID: verifyd.NewID(), VerificationID: v.ID, AccountID: v.AccountID, ProfileID: v.ProfileID,
+		ID: verifyd.NewOrderedID(), VerificationID: v.ID, AccountID: v.AccountID, ProfileID: v.ProfileID,
 		Channel: v.Type, To: v.PhoneNumber, Code: code, CallerID: callerID, Extension: v.Extension,
 		Language: lang, AppName: appName, AlphaSender: set.AlphaSender,
 	}

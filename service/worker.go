@@ -318,7 +318,7 @@ type finished struct {
 func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message) finished {
 	now := w.svc.opts.Now().UTC()
 	out := verifyd.JobOutcome{JobID: j.ID, Worker: w.opts.ID, Now: now}
-	attempt := &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: j.VerificationID, JobID: j.ID, At: now}
+	attempt := &verifyd.DeliveryAttempt{ID: verifyd.NewOrderedID(), VerificationID: j.VerificationID, JobID: j.ID, At: now}
 	out.Attempt = attempt
 
 	var msg verifyd.Message

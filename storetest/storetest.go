@@ -131,7 +131,7 @@ func NewVerification(p *verifyd.Profile, phone string, now time.Time) *verifyd.V
 // NewJob returns the delivery job of v, due at now.
 func NewJob(v *verifyd.Verification, now time.Time) *verifyd.Job {
 	return &verifyd.Job{
-		ID: verifyd.NewID(), Kind: verifyd.JobDeliver, AccountID: v.AccountID, VerificationID: v.ID,
+		ID: verifyd.NewOrderedID(), Kind: verifyd.JobDeliver, AccountID: v.AccountID, VerificationID: v.ID,
 		Payload: []byte("sealed " + v.ID), MaxAttempts: 5, State: verifyd.JobAvailable, RunAt: now, CreatedAt: now,
 	}
 }
