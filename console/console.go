@@ -29,6 +29,10 @@ type Sender struct {
 	path string // "" for a plain writer
 	f    *os.File
 	now  func() time.Time
+	// seen holds the message ids of the file's lines up to offset read
+	// (filled lazily by Sent, for recovery only).
+	seen map[string]struct{}
+	read int64
 }
 
 // line is the console contract.
@@ -87,32 +91,68 @@ func (s *Sender) Send(_ context.Context, m *verifyd.Message) (*verifyd.SendResul
 	return &verifyd.SendResult{Sender: "console", ProviderMessageID: m.ID, Parts: 1, Status: verifyd.DeliverySent}, nil
 }
 
-// Sent reports whether a line for message id is already in the file. It
-// reads the whole file, which is fine for the rare recovery path it serves;
-// without a file it answers false (a crash may then repeat a line).
+// Sent reports whether a line for message id is already in the file (written
+// by this process or, with a shared file, another one). The first call reads
+// the whole file into a set of message ids; later calls read only what was
+// appended since, so reconciling many in-doubt jobs stays cheap. Without a
+// file it answers false (a crash may then repeat a line).
 func (s *Sender) Sent(_ context.Context, id string) (bool, error) {
 	if s.path == "" {
 		return false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.catchUp(); err != nil {
+		return false, err
+	}
+	_, ok := s.seen[id]
+	return ok, nil
+}
+
+// catchUp adds the message ids of lines appended to the file since the last
+// call to s.seen. A partial last line is left for the next call.
+func (s *Sender) catchUp() error {
 	f, err := os.Open(s.path)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer f.Close()
-	needle := []byte(`"message_id":"` + id + `"`)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		if bytes.Contains(sc.Bytes(), needle) {
-			return true, nil
+	if _, err := f.Seek(s.read, io.SeekStart); err != nil {
+		return err
+	}
+	if s.seen == nil {
+		s.seen = make(map[string]struct{})
+	}
+	r := bufio.NewReaderSize(f, 256<<10)
+	key := []byte(`"message_id":"`)
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// An over-long line: skip to its end; it holds no id we wrote.
+			n := int64(len(line))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				n += int64(len(line))
+			}
+			if err == nil {
+				s.read += n
+			}
+			continue
+		}
+		if err != nil { // io.EOF: a partial line stays for next time
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		s.read += int64(len(line))
+		if i := bytes.Index(line, key); i >= 0 {
+			rest := line[i+len(key):]
+			if j := bytes.IndexByte(rest, '"'); j > 0 {
+				s.seen[string(rest[:j])] = struct{}{}
+			}
 		}
 	}
-	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
-		return false, err
-	}
-	return false, nil
 }
 
 // IsStdout reports whether path names standard output.

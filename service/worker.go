@@ -23,7 +23,7 @@ type WorkerOptions struct {
 	RetryMax     time.Duration // retry delay cap (default 60 s)
 	DrainTimeout time.Duration // how long Stop lets in-flight sends finish (default 10 s)
 	// Handoff is how many jobs this process's triggers may hand straight to
-	// the worker (default 4096; negative disables it). See Worker.
+	// the worker (default 512, so a handed-off job never waits near its lease; negative disables it). See Worker.
 	Handoff int
 }
 
@@ -82,7 +82,7 @@ func (s *Service) NewWorker(sender verifyd.Sender, opts WorkerOptions) *Worker {
 		opts.DrainTimeout = 10 * time.Second
 	}
 	if opts.Handoff == 0 {
-		opts.Handoff = 4096
+		opts.Handoff = 512
 	}
 	w := &Worker{svc: s, sender: sender, opts: opts}
 	if opts.Handoff > 0 {
