@@ -8,7 +8,8 @@
 #   trigger  POST /v2/verifications/sms, a fresh valid UK mobile per request
 #   check    POST /v2/verifications/by_phone_number/{phone}/actions/verify with
 #            the right code, over verifications prefilled (untimed) with
-#            custom_code
+#            custom_code and timeout_secs 3600 (the load waits between the
+#            prefill and the measurement can outlast the default 5 minutes)
 #
 # ENGINE=sqlite (default): verifyd runs on a fresh SQLite database in a temp
 # dir. ENGINE=postgres: verifyd runs on a fresh schema (verifyd_bench_<random>,
@@ -36,7 +37,7 @@
 # warm-up + duration), PG_URL (postgres://postgres@127.0.0.1:5432/test),
 # DB_MAX_CONNS (verifyd's default if unset), LOAD_MAX, LOAD_WAIT, BENCH_OUT,
 # RUN_OUT, PPROF_DIR (if set: profile node 1 for 8 s in the middle of the
-# trigger run, saved with the binary in that dir as trigger-<engine>.pprof).
+# trigger run, saved with the binary in that dir as trigger-<engine>-<nodes>.pprof).
 # Needs: go, curl, jq (and psql for ENGINE=postgres).
 set -euo pipefail
 
@@ -109,7 +110,7 @@ CEIL_PID=$!
 PIDS+=("$CEIL_PID")
 CEIL_ADDR=$(wait_for_line "$WORK/ceiling.log" 'ceiling listening on' 30 "$CEIL_PID" | sed -E 's/.*listening on ([^ ]+).*/\1/')
 
-# Node i gets phone ranges +4474{0,1}{2(i-1)}... : trigger +44740<2i-2>{id},
+# Node i gets its own phone ranges: trigger +44740<2i-2>{id},
 # check +44740<2i-1>{id} (six-digit ids): disjoint across nodes.
 APIS=()
 CONSOLES=()
@@ -195,8 +196,8 @@ PROF_PID=
 if [ -n "$DEBUG_ADDR" ]; then
   # 8 s of CPU profile of node 1, from 3 s into the 11 s run.
   mkdir -p "$PPROF_DIR"
-  cp "$BIN/verifyd" "$PPROF_DIR/verifyd-$ENGINE.bin"
-  (sleep 3 && curl -sS -o "$PPROF_DIR/trigger-$ENGINE.pprof" "http://$DEBUG_ADDR/debug/pprof/profile?seconds=8") &
+  cp "$BIN/verifyd" "$PPROF_DIR/verifyd-$ENGINE-$NODES.bin"
+  (sleep 3 && curl -sS -o "$PPROF_DIR/trigger-$ENGINE-$NODES.pprof" "http://$DEBUG_ADDR/debug/pprof/profile?seconds=8") &
   PROF_PID=$!
   PIDS+=("$PROF_PID")
 fi
@@ -224,7 +225,7 @@ PF=()
 for ((i = 1; i <= NODES; i++)); do
   "$BIN/loadgen" "${AUTH[@]}" -id-width 6 -c "$CN" -prefill-only \
     -prefill-n "$PREFILL_NODE" -prefill-method POST -prefill-url "${APIS[i - 1]}/verifications/sms" \
-    -prefill-body '{"phone_number":"+44740'$((2 * i - 1))'{id}","verify_profile_id":"'"$PROFILE"'","custom_code":"'"$CODE"'"}' \
+    -prefill-body '{"phone_number":"+44740'$((2 * i - 1))'{id}","verify_profile_id":"'"$PROFILE"'","custom_code":"'"$CODE"'","timeout_secs":3600}' \
     -url "${APIS[i - 1]}/verifications/sms" &
   PF+=($!)
 done
