@@ -123,3 +123,25 @@ build_bins() {
   (cd "$ROOT" && go build -o "$BIN/verifyd" ./cmd/verifyd)
   (cd "$SHARED/bench" && go build -o "$BIN/loadgen" ./loadgen && go build -o "$BIN/ceiling" ./ceiling)
 }
+
+# install_cleanup stops every process in PIDS, drops the bench schemas and
+# removes WORK when the script exits, however it exits.
+install_cleanup() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  drop_schemas
+  rm -rf "$WORK"
+  exit "$rc"
+}
