@@ -202,14 +202,14 @@ func (w *Worker) sweep(ctx context.Context) {
 	st, now, log := w.svc.store, w.svc.opts.Now().UTC(), w.svc.log
 	if ok, err := st.TryLease(sctx, "maintenance", w.opts.ID, now, 3*w.opts.SweepEvery); err != nil || !ok {
 		if err != nil && ctx.Err() == nil {
-			log.Warn("maintenance lease failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+			log.Warn("maintenance lease failed", "err", err.Error())
 		}
 		return
 	}
 	for i := 0; i < 20; i++ { // at most 10,000 a pass; the next pass goes on
 		n, err := st.ExpirePending(sctx, now, 500)
 		if err != nil {
-			log.Warn("expiry sweep failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+			log.Warn("expiry sweep failed", "err", err.Error())
 			break
 		}
 		if n < 500 {
@@ -219,7 +219,7 @@ func (w *Worker) sweep(ctx context.Context) {
 	for i := 0; i < 20; i++ {
 		n, err := st.PurgeFinished(sctx, now.Add(-w.svc.opts.Retention), 500)
 		if err != nil {
-			log.Warn("retention purge failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+			log.Warn("retention purge failed", "err", err.Error())
 			break
 		}
 		if n > 0 {
@@ -230,7 +230,7 @@ func (w *Worker) sweep(ctx context.Context) {
 		}
 	}
 	if _, err := st.PruneCheckFailures(sctx, now.Add(-w.svc.opts.FailureWindow)); err != nil {
-		log.Warn("pruning check failures failed", "err", verifyd.ErrorMessage(err), "code", verifyd.ErrorCode(err))
+		log.Warn("pruning check failures failed", "err", err.Error())
 	}
 }
 
