@@ -75,3 +75,17 @@ type EventStore interface {
 	// ListEvents returns the events of one verification, oldest first.
 	ListEvents(ctx context.Context, accountID, verificationID string) ([]*Event, error)
 }
+
+// DeliveryEvent returns the event a delivery status emits (D33): "" for
+// delivery_unconfirmed and unknown statuses.
+func DeliveryEvent(status string) string {
+	switch status {
+	case DeliverySent:
+		return EventSent
+	case DeliveryDelivered:
+		return EventDelivered
+	case DeliverySendingFailed, DeliveryFailed:
+		return EventFailed
+	}
+	return ""
+}

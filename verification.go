@@ -156,3 +156,60 @@ type VerificationStore interface {
 	// at now as expired (with events); returns how many.
 	ExpirePending(ctx context.Context, now time.Time, limit int) (int, error)
 }
+
+// Rows returns the verification and job rows CreateVerification inserts, the
+// same for every store: p's values with defaults filled in, times truncated
+// to the microsecond stores keep, Attempts carried over from superseded (the
+// pending verification it replaces, or nil), and CreatedAt moved just after
+// newest's if it would not be later (created_at strictly increases per
+// (profile, phone), so "newest" never depends on the random ID).
+func (p CreateParams) Rows(newest, superseded *Verification) (Verification, Job) {
+	v, j, now := *p.Verification, *p.Job, p.Now
+	if superseded != nil {
+		v.Attempts += superseded.Attempts
+	}
+	if v.ID == "" {
+		v.ID = NewID()
+	}
+	if v.Status == "" {
+		v.Status = StatusPending
+	}
+	if v.CreatedAt.IsZero() {
+		v.CreatedAt = now
+	}
+	us := func(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+	v.CreatedAt, v.UpdatedAt, v.ExpiresAt = us(v.CreatedAt), us(v.UpdatedAt), us(v.ExpiresAt)
+	if newest != nil && !v.CreatedAt.After(newest.CreatedAt) {
+		shift := newest.CreatedAt.Add(time.Microsecond).Sub(v.CreatedAt)
+		v.CreatedAt, v.ExpiresAt = v.CreatedAt.Add(shift), v.ExpiresAt.Add(shift)
+		if !v.UpdatedAt.IsZero() {
+			v.UpdatedAt = v.UpdatedAt.Add(shift)
+		}
+	}
+	if v.UpdatedAt.IsZero() {
+		v.UpdatedAt = v.CreatedAt
+	}
+	if j.ID == "" {
+		j.ID = NewOrderedID()
+	}
+	if j.Kind == "" {
+		j.Kind = JobDeliver
+	}
+	if j.AccountID == "" {
+		j.AccountID = v.AccountID
+	}
+	if j.VerificationID == "" {
+		j.VerificationID = v.ID
+	}
+	if j.State == "" {
+		j.State = JobAvailable
+	}
+	if j.RunAt.IsZero() {
+		j.RunAt = now
+	}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = now
+	}
+	j.RunAt, j.CreatedAt, j.LockedUntil = us(j.RunAt), us(j.CreatedAt), us(j.LockedUntil)
+	return v, j
+}

@@ -219,7 +219,7 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 		}
 		if o.DeliveryStatus != "" {
 			v.DeliveryStatus, v.UpdatedAt = o.DeliveryStatus, o.Now
-			if typ := deliveryEvent(o.DeliveryStatus); typ != "" {
+			if typ := verifyd.DeliveryEvent(o.DeliveryStatus); typ != "" {
 				events = append(events, verifyd.NewEvent(typ, v, o.Now))
 			}
 		}
@@ -256,19 +256,6 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 	saveVerifications(t, dirty)
 	insertEvents(t, events)
 	return t.commit(ctx)
-}
-
-// deliveryEvent returns the event type a delivery status emits ("" none).
-func deliveryEvent(status string) string {
-	switch status {
-	case verifyd.DeliverySent:
-		return verifyd.EventSent
-	case verifyd.DeliveryDelivered:
-		return verifyd.EventDelivered
-	case verifyd.DeliverySendingFailed, verifyd.DeliveryFailed:
-		return verifyd.EventFailed
-	}
-	return ""
 }
 
 // QueueDepth returns the number of jobs available or running.

@@ -153,63 +153,12 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 				return gerr
 			}
 		}
-		attempts := v.Attempts
 		if newest != nil && newest.Status == verifyd.StatusPending {
 			events = append(events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now))
-			attempts += newest.Attempts
 			superseded = newest
 			changed = true
 		}
-		nv = *v
-		nv.Attempts = attempts
-		if nv.ID == "" {
-			nv.ID = verifyd.NewID()
-		}
-		if nv.Status == "" {
-			nv.Status = verifyd.StatusPending
-		}
-		if nv.CreatedAt.IsZero() {
-			nv.CreatedAt = now
-		}
-		// Times are stored to the microsecond: compare and hand back what
-		// is stored.
-		nv.CreatedAt, nv.UpdatedAt, nv.ExpiresAt = truncUS(nv.CreatedAt), truncUS(nv.UpdatedAt), truncUS(nv.ExpiresAt)
-		if newest != nil && !nv.CreatedAt.After(newest.CreatedAt) {
-			// Keep created_at strictly increasing per (profile, phone) so
-			// "newest" never depends on the random ID.
-			shift := newest.CreatedAt.Add(time.Microsecond).Sub(nv.CreatedAt)
-			nv.CreatedAt = nv.CreatedAt.Add(shift)
-			nv.ExpiresAt = nv.ExpiresAt.Add(shift)
-			if !nv.UpdatedAt.IsZero() {
-				nv.UpdatedAt = nv.UpdatedAt.Add(shift)
-			}
-		}
-		if nv.UpdatedAt.IsZero() {
-			nv.UpdatedAt = nv.CreatedAt
-		}
-		nj = *j
-		if nj.ID == "" {
-			nj.ID = verifyd.NewID()
-		}
-		if nj.Kind == "" {
-			nj.Kind = verifyd.JobDeliver
-		}
-		if nj.AccountID == "" {
-			nj.AccountID = nv.AccountID
-		}
-		if nj.VerificationID == "" {
-			nj.VerificationID = nv.ID
-		}
-		if nj.State == "" {
-			nj.State = verifyd.JobAvailable
-		}
-		if nj.RunAt.IsZero() {
-			nj.RunAt = now
-		}
-		if nj.CreatedAt.IsZero() {
-			nj.CreatedAt = now
-		}
-		nj.RunAt, nj.CreatedAt, nj.LockedUntil = truncUS(nj.RunAt), truncUS(nj.CreatedAt), truncUS(nj.LockedUntil)
+		nv, nj = p.Rows(newest, superseded)
 
 		if changed {
 			saveVerifications(t, []*verifyd.Verification{newest})

@@ -293,7 +293,7 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 			rows.Close()
 			return err
 		}
-		typ := deliveryEvent(v.DeliveryStatus)
+		typ := verifyd.DeliveryEvent(v.DeliveryStatus)
 		if typ == "" {
 			continue
 		}
@@ -397,7 +397,7 @@ func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID st
 		if err := w.saveDelivery(v); err != nil {
 			return err
 		}
-		if typ := deliveryEvent(o.DeliveryStatus); typ != "" {
+		if typ := verifyd.DeliveryEvent(o.DeliveryStatus); typ != "" {
 			if err := w.insertEvent(verifyd.NewEvent(typ, v, o.Now)); err != nil {
 				return err
 			}
@@ -407,19 +407,6 @@ func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID st
 		return w.complete(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now)
 	}
 	return nil
-}
-
-// deliveryEvent returns the event type a delivery status emits ("" none).
-func deliveryEvent(status string) string {
-	switch status {
-	case verifyd.DeliverySent:
-		return verifyd.EventSent
-	case verifyd.DeliveryDelivered:
-		return verifyd.EventDelivered
-	case verifyd.DeliverySendingFailed, verifyd.DeliveryFailed:
-		return verifyd.EventFailed
-	}
-	return ""
 }
 
 // QueueDepth returns the number of jobs available or running.

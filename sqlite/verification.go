@@ -117,66 +117,19 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 				return &keep{err}
 			}
 		}
-		attempts := v.Attempts
 		if newest != nil && newest.Status == verifyd.StatusPending {
 			if err := w.complete(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now); err != nil {
 				return err
 			}
-			attempts += newest.Attempts
 			superseded = newest
 		}
-		nv = *v
-		nv.Attempts = attempts
-		if nv.ID == "" {
-			nv.ID = verifyd.NewID()
-		}
-		if nv.Status == "" {
-			nv.Status = verifyd.StatusPending
-		}
-		if nv.CreatedAt.IsZero() {
-			nv.CreatedAt = now
-		}
-		if newest != nil && !nv.CreatedAt.After(newest.CreatedAt) {
-			// Keep created_at strictly increasing per (profile, phone) so
-			// "newest" never depends on the random ID.
-			shift := newest.CreatedAt.Add(time.Microsecond).Sub(nv.CreatedAt)
-			nv.CreatedAt = nv.CreatedAt.Add(shift)
-			nv.ExpiresAt = nv.ExpiresAt.Add(shift)
-			if !nv.UpdatedAt.IsZero() {
-				nv.UpdatedAt = nv.UpdatedAt.Add(shift)
-			}
-		}
-		if nv.UpdatedAt.IsZero() {
-			nv.UpdatedAt = nv.CreatedAt
-		}
+		nv, nj = p.Rows(newest, superseded)
 		if _, err := w.exec(`INSERT INTO verifications (`+verificationCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			nv.ID, nv.AccountID, nv.ProfileID, nv.Type, nv.PhoneNumber, nv.CodeHash, b2i(nv.CustomCode), nv.Extension,
 			nv.TimeoutSecs, nv.Status, nv.Attempts, nv.CompletionReason, nv.DeliveryStatus,
 			tm(nv.CreatedAt), tm(nv.UpdatedAt), tm(nv.ExpiresAt)); err != nil {
 			return err
-		}
-		nj = *j
-		if nj.ID == "" {
-			nj.ID = verifyd.NewID()
-		}
-		if nj.Kind == "" {
-			nj.Kind = verifyd.JobDeliver
-		}
-		if nj.AccountID == "" {
-			nj.AccountID = nv.AccountID
-		}
-		if nj.VerificationID == "" {
-			nj.VerificationID = nv.ID
-		}
-		if nj.State == "" {
-			nj.State = verifyd.JobAvailable
-		}
-		if nj.RunAt.IsZero() {
-			nj.RunAt = now
-		}
-		if nj.CreatedAt.IsZero() {
-			nj.CreatedAt = now
 		}
 		if err := w.insertJob(&nj); err != nil {
 			return err
