@@ -430,8 +430,6 @@ func utc(t time.Time) time.Time {
 }
 
 // truncUS drops what a timestamptz does not keep (below a microsecond).
-func truncUS(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
-
 // nullTime is t for a nullable column: NULL for the zero time.
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -89,7 +89,15 @@ func TestPGRestart_NodeFailsFastAndRecovers(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(time.Second) // let traffic run before the restart
+	// Restart once traffic is flowing (a signal, not a fixed sleep).
+	for waitUntil := time.Now().Add(10 * time.Second); time.Now().Before(waitUntil); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+	}
 	out, err := exec.Command("sh", "-c", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -1) main restart").CombinedOutput()
 	if err != nil {
 		stop.Store(true)
