@@ -59,7 +59,7 @@ func (s *Service) render(ctx context.Context, p *verifyd.Profile, set verifyd.Ch
 		}
 	}
 	m.Text = rePlaceholder.ReplaceAllStringFunc(text, func(ph string) string {
-		switch rePlaceholder.FindStringSubmatch(ph)[1] {
+		switch strings.TrimSpace(ph[2 : len(ph)-2]) { // the match is {{ name }}
 		case "code":
 			return spoken
 		case "app_name":

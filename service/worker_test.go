@@ -69,7 +69,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestWorker_DeliversRenderedMessage(t *testing.T) {
 	f := newFixture(t, service.Options{})
-	tpl := "Code {{code}} for {{app_name}}"
+	tpl := "Code {{code}} for {{ app_name }}"
 	tp, err := f.svc.CreateTemplate(f.ctx, f.acct, &tpl)
 	if err != nil {
 		t.Fatal(err)
