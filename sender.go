@@ -1,6 +1,9 @@
 package verifyd
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Message is what a sender hands to a carrier. ID is the delivery job's ID:
 // stable across retries, so senders can use it as an idempotency key.
@@ -39,4 +42,25 @@ type Sender interface {
 // sending and recording, it tells whether message id already left.
 type Reconciler interface {
 	Sent(ctx context.Context, id string) (bool, error)
+}
+
+// Receipt is a carrier's later word on a message a sender took: an SMPP
+// delivery receipt, or an HTTP provider's status callback.
+type Receipt struct {
+	// Sender and ProviderMessageID are as in the SendResult of the message.
+	Sender            string
+	ProviderMessageID string
+	// Status is DeliveryDelivered, DeliveryFailed or DeliveryUnconfirmed.
+	Status string
+	// Cause is the carrier's reason for a failure (error code, state
+	// name), safe to show to the account; "" when there is none.
+	Cause string
+	At    time.Time
+}
+
+// ReceiptSink takes receipts. The core service implements it: it moves the
+// verification's delivery status and writes the event in one transaction.
+// A receipt for an unknown message returns a *Error with code ENOTFOUND.
+type ReceiptSink interface {
+	Receipt(ctx context.Context, r *Receipt) error
 }
