@@ -15,6 +15,7 @@ type Store interface {
 	VerificationStore
 	JobStore
 	EventStore
+	WebhookStore
 	MaintenanceStore
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

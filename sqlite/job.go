@@ -298,7 +298,8 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 			continue
 		}
 		e := verifyd.NewEvent(typ, v, at[v.ID])
-		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
+		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload,
+			e.ProfileID)
 		nEvents++
 	}
 	if err := rows.Err(); err != nil {
@@ -309,8 +310,10 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		return err
 	}
 	if nEvents > 0 {
+		row := "(?, ?, ?, ?, ?, ?, ?, ?, " + whStateExpr + ")"
 		if _, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
-			occurred_at, payload) VALUES `+placeholders(nEvents, 8), events...); err != nil {
+			occurred_at, payload, wh_state) VALUES `+strings.TrimSuffix(strings.Repeat(row+",", nEvents), ","),
+			events...); err != nil {
 			return err
 		}
 	}

@@ -76,6 +76,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			}
 			in := "(" + strings.TrimSuffix(strings.Repeat("?,", size), ",") + ")"
 			for _, q := range []string{
+				`DELETE FROM webhook_attempts WHERE event_id IN (SELECT id FROM events WHERE verification_seq IN ` + in + `)`,
 				`DELETE FROM events WHERE verification_seq IN ` + in,
 				`DELETE FROM delivery_attempts WHERE verification_seq IN ` + in,
 			} {
