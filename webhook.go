@@ -68,6 +68,7 @@ type WebhookFilter struct {
 	State          string
 	EventType      string
 	VerificationID string
+	EventID        string
 	// OccurredAt range, [From, To).
 	From, To time.Time
 	Offset   int

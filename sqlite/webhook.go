@@ -15,9 +15,16 @@ import (
 // else none. It takes the profile ID as its one parameter.
 const whStateExpr = `coalesce((SELECT 'pending' FROM profiles WHERE id = ? AND webhook_url != ''), '')`
 
-const deliveryCols = `e.id, e.account_id, e.profile_id, e.verification_id, e.type, e.occurred_at, e.payload,
-	e.wh_state, e.wh_attempts, e.wh_round_start, e.wh_next_at, e.wh_last_error, e.wh_updated_at,
-	coalesce(p.webhook_url, ''), coalesce(p.webhook_failover_url, '')`
+const (
+	eventDeliveryCols = `e.id, e.account_id, e.profile_id, e.verification_id, e.type, e.occurred_at, e.payload,
+	e.wh_state, e.wh_attempts, e.wh_round_start, e.wh_next_at, e.wh_last_error, e.wh_updated_at`
+	deliveryCols = eventDeliveryCols + `, coalesce(p.webhook_url, ''), coalesce(p.webhook_failover_url, '')`
+)
+
+// urlScanner scans a delivery without the profile's URLs (left "").
+type urlScanner struct{ r rowScanner }
+
+func (u urlScanner) Scan(dest ...any) error { return u.r.Scan(dest[:len(dest)-2]...) }
 
 func scanDelivery(r rowScanner) (*verifyd.WebhookDelivery, error) {
 	var e verifyd.Event
@@ -38,31 +45,48 @@ func (s *Store) ClaimWebhooks(ctx context.Context, p verifyd.ClaimParams) ([]*ve
 	if p.Limit <= 0 {
 		return []*verifyd.WebhookDelivery{}, nil
 	}
-	until := tm(p.Now.Add(p.Lease))
-	n := 0
-	err := s.write(ctx, func(w *wtx) (err error) {
-		k, err := w.exec(`UPDATE events SET wh_next_at = ?3, wh_locked_by = ?4
+	// Most polls find nothing: ask the read pool first, so an idle
+	// deliverer never queues behind the writer.
+	var one int
+	err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&one) },
+		`SELECT 1 FROM events INDEXED BY events_webhook_due WHERE wh_state = 'pending' AND wh_next_at <= ? LIMIT 1`,
+		tm(p.Now))
+	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
+		return []*verifyd.WebhookDelivery{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ds []*verifyd.WebhookDelivery
+	err = s.write(ctx, func(w *wtx) error {
+		rows, err := w.query(`UPDATE events SET wh_next_at = ?3, wh_locked_by = ?4
 			WHERE seq IN (SELECT seq FROM events INDEXED BY events_webhook_due
-				WHERE wh_state = 'pending' AND wh_next_at <= ?1 ORDER BY wh_next_at, seq LIMIT ?2)`,
-			tm(p.Now), p.Limit, until, p.Worker)
-		n = int(k)
+				WHERE wh_state = 'pending' AND wh_next_at <= ?1 ORDER BY wh_next_at, seq LIMIT ?2)
+			RETURNING `+strings.ReplaceAll(eventDeliveryCols, "e.", ""), tm(p.Now), p.Limit, tm(p.Now.Add(p.Lease)), p.Worker)
+		if err != nil {
+			return err
+		}
+		ds, err = collect(s, rows, func(r rowScanner) (*verifyd.WebhookDelivery, error) {
+			return scanDelivery(urlScanner{r})
+		})
 		return err
 	})
-	if err != nil || n == 0 {
+	if err != nil || len(ds) == 0 {
 		return []*verifyd.WebhookDelivery{}, err
 	}
-	// The rows are read on the read pool (the writer only moved them): this
-	// claim's rows are the pending ones due exactly at the end of its lease
-	// and locked by Worker (one claimer per worker name at a time).
-	rows, err := s.query(ctx, `SELECT `+deliveryCols+` FROM events e INDEXED BY events_webhook_due
-		LEFT JOIN profiles p ON p.id = e.profile_id
-		WHERE e.wh_state = 'pending' AND e.wh_next_at = ? AND e.wh_locked_by = ?`, until, p.Worker)
-	if err != nil {
-		return nil, err
-	}
-	ds, err := collect(s, rows, scanDelivery)
-	if err != nil {
-		return nil, err
+	// The profiles' URLs, read on the read pool (a claim holds few).
+	urls := map[string][2]string{}
+	for _, d := range ds {
+		u, ok := urls[d.Event.ProfileID]
+		if !ok {
+			err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&u[0], &u[1]) },
+				`SELECT webhook_url, webhook_failover_url FROM profiles WHERE id = ?`, d.Event.ProfileID)
+			if err != nil && verifyd.ErrorCode(err) != verifyd.ENOTFOUND {
+				return nil, err
+			}
+			urls[d.Event.ProfileID] = u
+		}
+		d.URL, d.FailoverURL = u[0], u[1]
 	}
 	slices.SortFunc(ds, func(a, b *verifyd.WebhookDelivery) int {
 		return cmp.Or(a.Event.OccurredAt.Compare(b.Event.OccurredAt), strings.Compare(a.Event.ID, b.Event.ID))
@@ -123,6 +147,9 @@ func webhookWhere(accountID string, f verifyd.WebhookFilter) (string, []any) {
 	}
 	if f.EventType != "" {
 		where, args = append(where, `e.type = ?`), append(args, f.EventType)
+	}
+	if f.EventID != "" {
+		where, args = append(where, `e.id = ?`), append(args, f.EventID)
 	}
 	if f.VerificationID != "" {
 		where, args = append(where, `e.verification_id = ?`), append(args, f.VerificationID)

@@ -210,6 +210,12 @@ func testWebhook(t *testing.T, open Opener) {
 		if len(re) != 1 || re[0].Event.VerificationID != v2.ID || re[0].Attempts != 1 || re[0].RoundStart != 1 {
 			t.Fatalf("redelivered claim: %d %+v", len(re), re)
 		}
+		// One event by its ID.
+		k, err = s.RedeliverWebhooks(ctx, a.ID, verifyd.WebhookFilter{EventID: all[0].Event.ID}, later)
+		wantNoErr(t, "RedeliverWebhooks by event", err)
+		if re := mustClaimWebhooks(t, s, "n2", later, time.Minute, 10); k != 1 || len(re) != 1 || re[0].Event.ID != all[0].Event.ID {
+			t.Fatalf("redeliver by event ID: %d, claimed %d", k, len(re))
+		}
 		// Another account cannot redeliver a's events.
 		k, err = s.RedeliverWebhooks(ctx, b.ID, verifyd.WebhookFilter{VerificationID: v1.ID}, later)
 		wantNoErr(t, "RedeliverWebhooks b", err)
