@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +99,111 @@ func TestNodesTriggerOneNumber(t *testing.T) {
 	wg.Wait()
 	if accepts != 1 {
 		t.Fatalf("20 concurrent accepts over two nodes: %d accepted, want 1", accepts)
+	}
+}
+
+// TestNodesClaimWebhooks claims webhook deliveries from many workers over
+// two stores on one schema (two nodes) at once: every delivery is claimed
+// by exactly one worker, and finishing them concurrently (in opposite
+// orders, with a stranger's outcome for each mixed in) applies each once.
+func TestNodesClaimWebhooks(t *testing.T) {
+	url := testURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	nodes := make([]*postgres.Store, 2)
+	for i := range nodes {
+		s, err := postgres.Open(ctx, url, postgres.WithSchema(schema), postgres.WithMaxConns(testConns))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		nodes[i] = s
+	}
+	a := storetest.MustCreateAccount(t, nodes[0])
+	p := storetest.MustCreateProfile(t, nodes[0], a.ID, "Main", storetest.T0, func(p *verifyd.Profile) {
+		p.WebhookURL = "https://hooks.example/"
+	})
+	const n = 40
+	for i := range n {
+		storetest.MustCreateVerification(t, nodes[0], storetest.NewVerification(p, fmt.Sprintf("+1555100%04d", i), storetest.T0))
+	}
+	now := storetest.T0.Add(24 * time.Hour)
+	if k, err := nodes[0].ExpirePending(ctx, now, n); err != nil || k != n {
+		t.Fatalf("ExpirePending: %d, %v", k, err)
+	}
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	claimed := map[string]string{} // event ID → worker
+	for w := range 8 {
+		wg.Go(func() {
+			worker := fmt.Sprintf("w%d", w)
+			for {
+				ds, err := nodes[w%2].ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: worker, Now: now, Lease: time.Minute, Limit: 3})
+				if err != nil {
+					t.Errorf("ClaimWebhooks: %v", err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					if prev, ok := claimed[d.Event.ID]; ok {
+						t.Errorf("%s claimed by %s and %s", d.Event.ID, prev, worker)
+					}
+					claimed[d.Event.ID] = worker
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != n {
+		t.Fatalf("claimed %d deliveries, want %d", len(claimed), n)
+	}
+
+	var outs []verifyd.WebhookOutcome
+	for id, worker := range claimed {
+		at := now.Add(time.Second)
+		outs = append(outs,
+			verifyd.WebhookOutcome{EventID: id, Worker: "stranger", Now: at, State: verifyd.WebhookFailed},
+			verifyd.WebhookOutcome{EventID: id, Worker: worker, Now: at, State: verifyd.WebhookDelivered,
+				Attempt: &verifyd.WebhookAttempt{EventID: id, AccountID: a.ID, Attempt: 1, URL: p.WebhookURL, StatusCode: 200, At: at}})
+	}
+	applied := make([]int, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			batch := slices.Clone(outs)
+			if i == 1 {
+				slices.Reverse(batch)
+			}
+			for j, err := range nodes[i].FinishWebhooks(ctx, batch) {
+				switch {
+				case err == nil:
+					if batch[j].Worker == "stranger" {
+						t.Errorf("a stranger's outcome applied")
+					}
+					mu.Lock()
+					applied[i]++
+					mu.Unlock()
+				case err != verifyd.ErrLeaseLost:
+					t.Errorf("FinishWebhooks: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if applied[0]+applied[1] != n {
+		t.Fatalf("applied %d+%d outcomes, want %d", applied[0], applied[1], n)
+	}
+	ds, total, err := nodes[1].ListWebhookDeliveries(ctx, a.ID, verifyd.WebhookFilter{State: verifyd.WebhookDelivered})
+	if err != nil || total != n || len(ds) != n {
+		t.Fatalf("delivered: %d of %d, %v", len(ds), total, err)
+	}
+	for _, d := range ds {
+		if _, as, err := nodes[0].GetWebhookDelivery(ctx, a.ID, d.Event.ID); err != nil || d.Attempts != 1 || len(as) != 1 {
+			t.Fatalf("delivery %s: %d attempts, %d recorded, %v", d.Event.ID, d.Attempts, len(as), err)
+		}
 	}
 }

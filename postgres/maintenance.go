@@ -35,8 +35,9 @@ func (s *Store) TryLease(ctx context.Context, name, holder string, now time.Time
 const purgeChunk = 500
 
 // PurgeFinished deletes the oldest finished verifications created before
-// `before`, with their events, delivery attempts and jobs, in statements
-// of at most purgeChunk verifications, each its own short transaction.
+// `before`, with their events (and those events' webhook attempts),
+// delivery attempts and jobs, in statements of at most purgeChunk
+// verifications, each its own short transaction.
 // Candidates come from the verifications_finished index (oldest first);
 // rows another transaction holds are skipped (SKIP LOCKED), so the purge
 // never waits for, nor holds up, the hot path.
@@ -49,6 +50,9 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			`WITH doomed AS (
 				SELECT id FROM verifications WHERE status <> 'pending' AND created_at < $1
 				ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+			), w AS (
+				DELETE FROM webhook_attempts WHERE event_id IN (
+					SELECT id FROM events WHERE verification_id IN (SELECT id FROM doomed))
 			), e AS (
 				DELETE FROM events WHERE verification_id IN (SELECT id FROM doomed)
 			), d AS (

@@ -81,15 +81,25 @@ func saveVerifications(t *txn, vs []*verifyd.Verification) {
 		WHERE v.id = u.id`, ids, statuses, attempts, reasons, deliveries, updated)
 }
 
-// insertEvents queues the insert of evs, in order.
+// whState is the webhook state an event of profile (an SQL expression) is
+// written with: pending when the profile has a webhook_url at that moment
+// (a deleted profile too: its profile_deleted completions are delivered),
+// else none. One primary-key lookup in the insert itself.
+func whState(profile string) string {
+	return `coalesce((SELECT 'pending' FROM profiles WHERE profiles.id = ` + profile + ` AND profiles.webhook_url <> ''), '')`
+}
+
+// insertEvents queues the insert of evs, in order, each with its webhook
+// state (whState).
 func insertEvents(t *txn, evs []*verifyd.Event) {
 	switch len(evs) {
 	case 0:
 		return
 	case 1:
 		e := evs[0]
-		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
+		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, `+whState("$3")+`)`,
+			e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
 		return
 	}
 	n := len(evs)
@@ -99,8 +109,8 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 		ids[i], accounts[i], profiles[i], vids[i], types[i] = e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type
 		at[i], payloads[i] = e.OccurredAt, e.Payload
 	}
-	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload)
-		SELECT id, acc, prof, vid, typ, at, payload
+	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state)
+		SELECT id, acc, prof, vid, typ, at, payload, `+whState("prof")+`
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
 			WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
 		ORDER BY n`, ids, accounts, profiles, vids, types, at, payloads)
