@@ -1,0 +1,308 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+
+	"github.com/verifyd/verifyd"
+)
+
+// voiceMessage returns a voice-call message for a delivery job.
+func voiceMessage(id string) *verifyd.Message {
+	return &verifyd.Message{ID: id, Channel: verifyd.Call, To: "+447400123456", Code: "493817", Language: "de-DE"}
+}
+
+// echoCounter reads the RTP payload sipp echoes back (PCMU) until the call's
+// media closes.
+type echoCounter struct {
+	mu      sync.Mutex
+	bytes   int
+	sumSq   float64
+	done    chan struct{}
+	started chan struct{}
+}
+
+func newEchoCounter(s *Sender) *echoCounter {
+	e := &echoCounter{done: make(chan struct{}), started: make(chan struct{})}
+	s.afterAnswer = func(med *diago.DialogMedia) {
+		r, err := med.AudioReader()
+		close(e.started)
+		if err != nil {
+			close(e.done)
+			return
+		}
+		go func() { // owned by the test: it waits on e.done
+			defer close(e.done)
+			buf := make([]byte, 1500)
+			for {
+				n, err := r.Read(buf)
+				if err != nil {
+					return
+				}
+				e.mu.Lock()
+				e.bytes += n
+				for _, b := range buf[:n] {
+					v := float64(ulawDecode(b))
+					e.sumSq += v * v
+				}
+				e.mu.Unlock()
+			}
+		}()
+	}
+	return e
+}
+
+func (e *echoCounter) wait(tb testing.TB) (n int, rms float64) {
+	tb.Helper()
+	select {
+	case <-e.started:
+	default:
+		tb.Fatal("the call was never answered")
+	}
+	select {
+	case <-e.done:
+	case <-time.After(10 * time.Second):
+		tb.Fatal("RTP reader did not stop after the call ended")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bytes == 0 {
+		return 0, 0
+	}
+	return e.bytes, math.Sqrt(e.sumSq / float64(e.bytes))
+}
+
+// ulawDecode decodes one G.711 µ-law byte to a linear sample.
+func ulawDecode(u byte) int16 {
+	u = ^u
+	t := (int(u&0x0f) << 3) + 0x84
+	t <<= (u & 0x70) >> 4
+	if u&0x80 != 0 {
+		return int16(0x84 - t)
+	}
+	return int16(t - 0x84)
+}
+
+func TestSender_Voice(t *testing.T) {
+	t.Parallel()
+	t.Run("AnsweredAfter401", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_auth401_answer.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		echo := newEchoCounter(s)
+		m := voiceMessage("job-voice-1")
+		start := time.Now()
+		res, err := s.Send(context.Background(), m)
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if res.Status != verifyd.DeliveryDelivered || res.Sender != "sipp" || res.ProviderMessageID == "" {
+			t.Fatalf("result %+v", res)
+		}
+		peer.mustSucceed(t)
+		if got := peer.logged(t, "AUTH-VALID"); got != "true" {
+			t.Fatalf("sipp AUTH-VALID=%s", got)
+		}
+		// What was played: two readings of the code in German, 1 s apart,
+		// 200 ms of trailing silence; PCMU carries one byte per sample.
+		_, set := s.prompts.match("de-DE")
+		wantSamples := (2*len(set.reading(m.Code)) + len(silence(repeatGapMs)) + len(silence(200))) / bytesPerSample
+		n, rms := echo.wait(t)
+		t.Logf("played %.2f s; echoed %d bytes (%.2f s), rms %.0f, call took %s",
+			float64(wantSamples)/sampleRate, n, float64(n)/sampleRate, rms, time.Since(start).Round(time.Millisecond))
+		if n < wantSamples*85/100 || n > wantSamples*105/100 {
+			t.Fatalf("echoed %d bytes of audio, want about %d", n, wantSamples)
+		}
+		if rms < 200 {
+			t.Fatalf("echoed audio rms %.0f: silence", rms)
+		}
+		if ok, _ := s.Sent(context.Background(), m.ID); !ok {
+			t.Fatal("Sent = false after a delivered call")
+		}
+	})
+
+	t.Run("Extension", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_auth401_answer.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		m := voiceMessage("job-voice-ext")
+		m.Code, m.Extension, m.Language = "42", "12w#", "ru"
+		res, err := s.Send(context.Background(), m)
+		if err != nil || res.Status != verifyd.DeliveryDelivered {
+			t.Fatalf("Send = %+v, %v", res, err)
+		}
+		peer.mustSucceed(t)
+	})
+
+	t.Run("Busy", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_busy.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		m := voiceMessage("job-busy")
+		_, err := s.Send(context.Background(), m)
+		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "486") {
+			t.Fatalf("Send error %v, want permanent with SIP 486", err)
+		}
+		peer.mustSucceed(t)
+		// The delivery job is never called twice, even if asked again.
+		res, err := s.Send(context.Background(), m)
+		if err != nil || res.Status != verifyd.DeliverySent {
+			t.Fatalf("second Send = %+v, %v; want sent without a call", res, err)
+		}
+	})
+
+	t.Run("NoAnswer", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_ring_cancel.xml")
+		cfg := testConfig(t, peer.port)
+		cfg.RingTimeout = time.Second
+		s := openSender(t, cfg)
+		start := time.Now()
+		_, err := s.Send(context.Background(), voiceMessage("job-noanswer"))
+		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "no answer") {
+			t.Fatalf("Send error %v, want permanent no answer", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Send took %s with a 1 s ring timeout", d)
+		}
+		peer.mustSucceed(t) // sipp got the CANCEL and our ACK of its 487
+	})
+
+	t.Run("WrongPassword", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_auth401_answer.xml")
+		cfg := testConfig(t, peer.port)
+		cfg.Password = "wrong"
+		s := openSender(t, cfg)
+		m := voiceMessage("job-badauth")
+		_, err := s.Send(context.Background(), m)
+		if err == nil || verifyd.ErrorCode(err) == verifyd.ECHANNEL || !strings.Contains(err.Error(), "403") {
+			t.Fatalf("Send error %v, want a transient error naming 403", err)
+		}
+		peer.mustSucceed(t)
+		if got := peer.logged(t, "AUTH-VALID"); got != "false" {
+			t.Fatalf("sipp AUTH-VALID=%s", got)
+		}
+		if ok, _ := s.Sent(context.Background(), m.ID); ok {
+			t.Fatal("Sent = true for a call the trunk refused: a retry must be allowed")
+		}
+	})
+
+	t.Run("FarEndHangsUp", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_answer_hangup.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		start := time.Now()
+		_, err := s.Send(context.Background(), voiceMessage("job-hangup"))
+		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "hung up") {
+			t.Fatalf("Send error %v, want permanent hung up", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Send took %s: playback did not stop at the far end's BYE", d)
+		}
+		peer.mustSucceed(t)
+	})
+}
+
+func TestSender_Flash(t *testing.T) {
+	t.Parallel()
+	flash := func(id string) *verifyd.Message {
+		return &verifyd.Message{ID: id, Channel: verifyd.Flashcall, To: "+447400123456", CallerID: "+15557654321", Code: "4321"}
+	}
+	t.Run("RingThenCancel", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_ring_cancel.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		m := flash("job-flash")
+		res, err := s.Send(context.Background(), m)
+		if err != nil || res.Status != verifyd.DeliveryDelivered {
+			t.Fatalf("Send = %+v, %v", res, err)
+		}
+		peer.mustSucceed(t)
+		for _, h := range []string{"FROM-USER", "PAI-USER"} {
+			if got := peer.logged(t, h); got != m.CallerID || !strings.HasSuffix(got, m.Code) {
+				t.Fatalf("sipp %s=%s, want %s ending in the code %s", h, got, m.CallerID, m.Code)
+			}
+		}
+	})
+
+	t.Run("AnsweredAnyway", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_answer_at_once.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		res, err := s.Send(context.Background(), flash("job-flash-answered"))
+		if err != nil || res.Status != verifyd.DeliveryDelivered {
+			t.Fatalf("Send = %+v, %v", res, err)
+		}
+		peer.mustSucceed(t) // got ACK and BYE
+	})
+
+	t.Run("CallerIDOutsideRange", func(t *testing.T) {
+		t.Parallel()
+		s := openSender(t, testConfig(t, freeUDPPort(t)))
+		m := flash("job-flash-range")
+		m.CallerID = "+4930123456"
+		if _, err := s.Send(context.Background(), m); verifyd.ErrorCode(err) != verifyd.ECHANNEL {
+			t.Fatalf("Send error %v, want permanent", err)
+		}
+	})
+}
+
+func TestSender_TrunkUnreachable(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, freeUDPPort(t)) // nobody listens there
+	cfg.RingTimeout = 500 * time.Millisecond
+	s := openSender(t, cfg)
+	m := voiceMessage("job-unreachable")
+	start := time.Now()
+	_, err := s.Send(context.Background(), m)
+	if err == nil || verifyd.ErrorCode(err) == verifyd.ECHANNEL {
+		t.Fatalf("Send error %v, want transient", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Send took %s with a 0.5 s ring timeout", d)
+	}
+	if ok, _ := s.Sent(context.Background(), m.ID); ok {
+		t.Fatal("Sent = true for a call that reached nobody")
+	}
+}
+
+func TestSender_SlotsFull(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, freeUDPPort(t))
+	cfg.MaxCalls = 1
+	s := openSender(t, cfg)
+	s.sem <- struct{}{} // the one slot is taken
+	defer func() { <-s.sem }()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := s.Send(ctx, voiceMessage("job-full"))
+	if err == nil || verifyd.ErrorCode(err) == verifyd.ECHANNEL || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send error %v, want transient slots busy", err)
+	}
+	if _, ok := s.journal.lookup("job-full"); ok {
+		t.Fatal("a call that never started was journaled")
+	}
+}
+
+func TestSender_RefusesOtherChannels(t *testing.T) {
+	t.Parallel()
+	s := openSender(t, testConfig(t, freeUDPPort(t)))
+	m := voiceMessage("job-sms")
+	m.Channel = verifyd.SMS
+	if _, err := s.Send(context.Background(), m); verifyd.ErrorCode(err) != verifyd.ECHANNEL {
+		t.Fatalf("Send error %v, want ECHANNEL", err)
+	}
+	m = voiceMessage("job-ext")
+	m.Extension = "12x"
+	if _, err := s.Send(context.Background(), m); verifyd.ErrorCode(err) != verifyd.ECHANNEL {
+		t.Fatalf("Send error %v, want ECHANNEL for a bad extension", err)
+	}
+}
