@@ -101,7 +101,17 @@ func (s *Sender) Open(ctx context.Context) error {
 	if hostname == "" {
 		hostname = bindHost
 	}
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("verifyd"), sipgo.WithUserAgentHostname(hostname)}
+	uaOpts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgent("verifyd"), sipgo.WithUserAgentHostname(hostname),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sipmsg.WithTransactionLayerLogger(s.log),
+			sipmsg.WithTransactionLayerUnhandledResponseHandler(func(r *sipmsg.Response) {
+				// Typically a retransmitted 2xx after our ACK went out.
+				s.log.Debug("unmatched SIP response", "status", r.StatusCode, "call_id", callIDOf(r))
+			}),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerLogger(s.log)),
+	}
 	tran := diago.Transport{
 		Transport: s.cfg.Transport, BindHost: bindHost, BindPort: port,
 		ExternalHost: s.cfg.ExternalHost,
@@ -262,6 +272,14 @@ func newCallID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// callIDOf returns the Call-ID of a SIP message, "" if it has none.
+func callIDOf(r *sipmsg.Response) string {
+	if h := r.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
 }
 
 // codecByName maps a configured codec name to diago's codec.

@@ -2,6 +2,8 @@ package sip
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"math"
 	"strings"
@@ -155,6 +157,33 @@ func TestSender_Voice(t *testing.T) {
 		res, err := s.Send(context.Background(), m)
 		if err != nil || res.Status != verifyd.DeliverySent {
 			t.Fatalf("second Send = %+v, %v; want sent without a call", res, err)
+		}
+	})
+
+	t.Run("ProxyAuth407", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_auth407_busy.xml")
+		s := openSender(t, testConfig(t, peer.port))
+		_, err := s.Send(context.Background(), voiceMessage("job-407"))
+		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "486") {
+			t.Fatalf("Send error %v, want permanent busy after answering the 407", err)
+		}
+		peer.mustSucceed(t)
+		if got := peer.logged(t, "PROXY-AUTH-USER"); got != "verifyd" {
+			t.Fatalf("Proxy-Authorization username %q", got)
+		}
+		// The digest maths, checked independently (RFC 2617 without qop).
+		hdr := peer.loggedLine(t, "PROXY-AUTH-HEADER:")
+		param := func(name string) string {
+			_, v, _ := strings.Cut(hdr, name+`="`)
+			v, _, _ = strings.Cut(v, `"`)
+			return v
+		}
+		md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+		ha1 := md5hex("verifyd:" + param("realm") + ":s3cret")
+		ha2 := md5hex("INVITE:" + param("uri"))
+		if want := md5hex(ha1 + ":" + param("nonce") + ":" + ha2); param("response") != want || param("nonce") != "5b7c2d0e3f4a51627384950b" {
+			t.Fatalf("Proxy-Authorization %s: response %s, want %s", hdr, param("response"), want)
 		}
 	})
 

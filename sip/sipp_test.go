@@ -143,6 +143,18 @@ func (p *sipp) logged(tb testing.TB, name string) string {
 	return ""
 }
 
+// loggedLine returns the rest of the line sipp logged after prefix.
+func (p *sipp) loggedLine(tb testing.TB, prefix string) string {
+	tb.Helper()
+	for line := range strings.Lines(p.actions(tb)) {
+		if i := strings.Index(line, prefix); i >= 0 {
+			return strings.TrimSpace(line[i+len(prefix):])
+		}
+	}
+	tb.Fatalf("sipp logged no %s", prefix)
+	return ""
+}
+
 func (p *sipp) dump(tb testing.TB) {
 	tb.Logf("sipp output:\n%s", p.out.String())
 	for _, f := range []string{"msgs.log", "actions.log", "errors.log"} {
