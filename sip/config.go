@@ -49,7 +49,8 @@ type Config struct {
 	// FlashPrefix is the caller-ID range flash calls present (E.164 prefix
 	// the carrier lets us use, e.g. "+4930555"). cmd passes it and FlashDigits
 	// to the service, which draws every flash-call number under it (D19). A
-	// flash call whose caller ID is outside the prefix is refused.
+	// flash call whose caller ID is outside the prefix is refused; with no
+	// prefix the trunk refuses flash calls.
 	FlashPrefix string
 	// FlashDigits is how many trailing caller-ID digits form the code (D19,
 	// default 4).

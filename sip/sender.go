@@ -217,6 +217,9 @@ func (s *Sender) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 			return nil, verifyd.Errorf(verifyd.ECHANNEL, "Extension %q has characters other than 0-9 * # A-D w W.", m.Extension)
 		}
 	case verifyd.Flashcall:
+		if s.cfg.FlashPrefix == "" {
+			return nil, verifyd.Errorf(verifyd.ECHANNEL, "Flash calls are not configured on this trunk.")
+		}
 		if !isNumber(m.CallerID) || !strings.HasPrefix(m.CallerID, s.cfg.FlashPrefix) {
 			return nil, verifyd.Errorf(verifyd.ECHANNEL, "Flash-call caller ID is outside the trunk's configured range.")
 		}
