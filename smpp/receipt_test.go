@@ -90,7 +90,7 @@ func (c *fakeClock) now() time.Time      { return c.t }
 func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *fakeClock               { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
 func resolved(tr *tracker, id, st string) (string, bool) {
-	p, ok, commit := tr.resolve(id, st)
+	p, ok, commit, _ := tr.resolve(id, st)
 	if ok {
 		commit()
 	}
@@ -136,7 +136,7 @@ func TestTracker_MultipartRule(t *testing.T) {
 	}
 	// Without commit (sink failed) the next receipt is reported again.
 	tr.add("q1", []string{"q1", "q2"})
-	if _, ok, _ := tr.resolve("q2", verifyd.DeliveryFailed); !ok {
+	if _, ok, _, _ := tr.resolve("q2", verifyd.DeliveryFailed); !ok {
 		t.Fatal("not reported")
 	}
 	if _, ok := resolved(tr, "q2", verifyd.DeliveryFailed); !ok {

@@ -216,7 +216,9 @@ func (s *Sender) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 	if err != nil {
 		return nil, verifyd.Errorf(verifyd.ECHANNEL, "Message text too long for SMS.")
 	}
-	ids := make([]string, 0, len(segs))
+	msg := s.track.begin(len(segs))
+	defer s.track.end()
+	var first string
 	for i, seg := range segs {
 		p := &PDU{
 			ID: SubmitSM, SourceTON: src.ton, SourceNPI: src.npi, Source: src.addr,
@@ -233,10 +235,13 @@ func (s *Sender) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 			}
 			return nil, err
 		}
-		ids = append(ids, s.cfg.IDForm.canonSubmit(id))
+		id = s.cfg.IDForm.canonSubmit(id)
+		if i == 0 {
+			first = id
+		}
+		s.track.addPart(msg, i, id)
 	}
-	s.track.add(ids[0], ids)
-	return &verifyd.SendResult{Sender: s.cfg.Name, ProviderMessageID: ids[0], Parts: parts, Status: verifyd.DeliverySent}, nil
+	return &verifyd.SendResult{Sender: s.cfg.Name, ProviderMessageID: first, Parts: parts, Status: verifyd.DeliverySent}, nil
 }
 
 // submit sends one submit_sm and returns the SMSC's message id. It retries
@@ -314,7 +319,7 @@ func (s *Sender) deliver(p *PDU) Status {
 		return StatusOK
 	}
 	status := r.Status()
-	primary, report, commit := s.track.resolve(s.cfg.IDForm.canonReceipt(r.ID), status)
+	primary, report, commit := s.resolve(s.cfg.IDForm.canonReceipt(r.ID), status)
 	if !report || s.sink == nil {
 		return StatusOK
 	}
@@ -333,6 +338,34 @@ func (s *Sender) deliver(p *PDU) Status {
 	}
 	s.log.Warn("smpp: receipt sink failed; SMSC asked to retry", "message_id", primary, "err", err)
 	return StatusXTAppn
+}
+
+// receiptGrace is how long a receipt for an unknown id waits for a send in
+// flight to register it.
+const receiptGrace = 2 * time.Second
+
+// resolve maps a receipt id through the tracker, waiting up to
+// receiptGrace while sends are in flight for an id not yet registered.
+func (s *Sender) resolve(id, status string) (string, bool, func()) {
+	var t *time.Timer
+	for {
+		ch, inflight := s.track.waitChange()
+		primary, report, commit, found := s.track.resolve(id, status)
+		if found || !inflight {
+			return primary, report, commit
+		}
+		if t == nil {
+			t = time.NewTimer(receiptGrace)
+			defer t.Stop()
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return primary, report, commit
+		case <-s.ctx.Done():
+			return primary, report, commit
+		}
+	}
 }
 
 // address is a source or destination address with its TON and NPI.

@@ -19,14 +19,20 @@ import (
 // delivered or unconfirmed are absorbed. A single-part message reports
 // every receipt. Ids the tracker no longer holds (evicted, or sent before
 // a restart) are reported as given.
+//
+// A part is registered as soon as its submit_sm_resp is read, and a
+// receipt for an unknown id waits briefly while sends are in flight
+// (waitChange), so a fast SMSC's receipt never overtakes the registration.
 type tracker struct {
-	mu    sync.Mutex
-	max   int
-	ttl   time.Duration
-	now   func() time.Time
-	byKey map[string]trackEntry
-	queue []queued // insertion order == expiry order (one TTL)
-	head  int
+	mu       sync.Mutex
+	changed  chan struct{}
+	inflight int
+	max      int
+	ttl      time.Duration
+	now      func() time.Time
+	byKey    map[string]trackEntry
+	queue    []queued // insertion order == expiry order (one TTL)
+	head     int
 }
 
 type trackedMessage struct {
@@ -49,27 +55,61 @@ type queued struct {
 }
 
 func newTracker(max int, ttl time.Duration, now func() time.Time) *tracker {
-	return &tracker{max: max, ttl: ttl, now: now, byKey: make(map[string]trackEntry)}
+	return &tracker{max: max, ttl: ttl, now: now, byKey: make(map[string]trackEntry), changed: make(chan struct{})}
 }
 
-// add records the part ids of one message; primary is what SendResult
-// reports, ids[i] are the submit_sm_resp ids as given (already in the
-// configured IDForm).
-func (t *tracker) add(primary string, ids []string) {
+// begin starts a message of parts parts; end must follow.
+func (t *tracker) begin(parts int) *trackedMessage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.inflight++
+	return &trackedMessage{parts: parts}
+}
+
+// end marks the message's sending finished (sent or not).
+func (t *tracker) end() {
+	t.mu.Lock()
+	t.inflight--
+	t.mu.Unlock()
+}
+
+// addPart records part i's id (the submit_sm_resp id, already in the
+// configured IDForm); part 0's id is the message's primary id.
+func (t *tracker) addPart(m *trackedMessage, i int, id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	m := &trackedMessage{primary: primary, parts: len(ids)}
-	for i, id := range ids {
-		t.put(normID(id), trackEntry{msg: m, part: i, added: now})
-		for _, tw := range idTwins(normID(id)) {
-			if e, ok := t.byKey[normID(tw)]; ok && !e.twin {
-				continue // a real id beats a twin reading of another
-			}
-			t.put(normID(tw), trackEntry{msg: m, part: i, twin: true, added: now})
+	if i == 0 {
+		m.primary = id
+	}
+	t.put(normID(id), trackEntry{msg: m, part: i, added: now})
+	for _, tw := range idTwins(normID(id)) {
+		if e, ok := t.byKey[normID(tw)]; ok && !e.twin {
+			continue // a real id beats a twin reading of another
 		}
+		t.put(normID(tw), trackEntry{msg: m, part: i, twin: true, added: now})
 	}
 	t.evict(now)
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// add records a whole message at once.
+func (t *tracker) add(primary string, ids []string) {
+	m := t.begin(len(ids))
+	defer t.end()
+	t.addPart(m, 0, primary)
+	for i, id := range ids[1:] {
+		t.addPart(m, i+1, id)
+	}
+}
+
+// waitChange returns a channel closed at the next registration, and
+// whether any send is in flight (else there is nothing to wait for).
+func (t *tracker) waitChange() (<-chan struct{}, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed, t.inflight > 0
 }
 
 func (t *tracker) put(key string, e trackEntry) {
@@ -104,19 +144,22 @@ func (t *tracker) len() int {
 }
 
 // resolve says which id a receipt for id should be reported under and
-// whether it should be reported at all by the multipart rule. commit must
-// be called after the sink took the report.
-func (t *tracker) resolve(id, status string) (primary string, report bool, commit func()) {
+// whether it should be reported at all by the multipart rule; found is
+// false for an id the tracker does not hold. commit must be called after
+// the sink took the report.
+func (t *tracker) resolve(id, status string) (primary string, report bool, commit func(), found bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	t.evict(now)
 	e, ok := t.byKey[normID(id)]
 	if !ok {
-		return id, true, func() {}
+		return id, true, func() {}, false
 	}
 	m := e.msg
 	switch {
+	case m.primary == "":
+		report = false // the first part never left: no SendResult to report under
 	case m.parts <= 1:
 		report = true
 	case status == verifyd.DeliveryFailed:
@@ -136,5 +179,5 @@ func (t *tracker) resolve(id, status string) (primary string, report bool, commi
 			}
 		}
 	}
-	return m.primary, report, commit
+	return m.primary, report, commit, true
 }
