@@ -1,0 +1,159 @@
+package fraud
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/verifyd/verifyd"
+)
+
+// NumberType is libphonenumber's classification of a number, by name.
+type NumberType string
+
+// The number types of libphonenumber. Unknown also covers numbers in no
+// allocated range (invalid for their country).
+const (
+	FixedLine         NumberType = "fixed_line"
+	Mobile            NumberType = "mobile"
+	FixedLineOrMobile NumberType = "fixed_line_or_mobile"
+	TollFree          NumberType = "toll_free"
+	PremiumRate       NumberType = "premium_rate"
+	SharedCost        NumberType = "shared_cost"
+	VoIP              NumberType = "voip"
+	PersonalNumber    NumberType = "personal_number"
+	Pager             NumberType = "pager"
+	UAN               NumberType = "uan"
+	Voicemail         NumberType = "voicemail"
+	Unknown           NumberType = "unknown"
+)
+
+// TypeOf classifies a parsed number with libphonenumber's data.
+func TypeOf(num *phonenumbers.PhoneNumber) NumberType {
+	switch phonenumbers.GetNumberType(num) {
+	case phonenumbers.FIXED_LINE:
+		return FixedLine
+	case phonenumbers.MOBILE:
+		return Mobile
+	case phonenumbers.FIXED_LINE_OR_MOBILE:
+		return FixedLineOrMobile
+	case phonenumbers.TOLL_FREE:
+		return TollFree
+	case phonenumbers.PREMIUM_RATE:
+		return PremiumRate
+	case phonenumbers.SHARED_COST:
+		return SharedCost
+	case phonenumbers.VOIP:
+		return VoIP
+	case phonenumbers.PERSONAL_NUMBER:
+		return PersonalNumber
+	case phonenumbers.PAGER:
+		return Pager
+	case phonenumbers.UAN:
+		return UAN
+	case phonenumbers.VOICEMAIL:
+		return Voicemail
+	}
+	return Unknown
+}
+
+// AllChannels is the Policy key whose rule applies to every channel.
+const AllChannels verifyd.Channel = "*"
+
+// Policy says which number types may receive a channel. For a channel, a
+// non-empty Allow list admits only its types; otherwise a type is refused if
+// Deny lists it for the channel or for AllChannels.
+type Policy struct {
+	Allow map[verifyd.Channel][]NumberType
+	Deny  map[verifyd.Channel][]NumberType
+}
+
+// DefaultPolicy refuses premium-rate, shared-cost, pager, UAN, voicemail and
+// unknown (unallocated) numbers on every channel, and fixed lines for sms and
+// whatsapp (they cannot receive them). Fixed-line-or-mobile is allowed: in
+// the US and elsewhere the data cannot tell them apart.
+func DefaultPolicy() Policy {
+	return Policy{Deny: map[verifyd.Channel][]NumberType{
+		AllChannels:      {PremiumRate, SharedCost, Pager, UAN, Voicemail, Unknown},
+		verifyd.SMS:      {FixedLine},
+		verifyd.WhatsApp: {FixedLine},
+	}}
+}
+
+// Override returns p with the channels that o names (in Allow or Deny)
+// replaced by o's rules for them: a profile's policy overrides the global one
+// channel by channel. Overriding AllChannels replaces the common deny list.
+func (p Policy) Override(o Policy) Policy {
+	r := Policy{Allow: map[verifyd.Channel][]NumberType{}, Deny: map[verifyd.Channel][]NumberType{}}
+	for ch, ts := range p.Allow {
+		r.Allow[ch] = ts
+	}
+	for ch, ts := range p.Deny {
+		r.Deny[ch] = ts
+	}
+	named := map[verifyd.Channel]bool{}
+	for ch := range o.Allow {
+		named[ch] = true
+	}
+	for ch := range o.Deny {
+		named[ch] = true
+	}
+	for ch := range named {
+		delete(r.Allow, ch)
+		delete(r.Deny, ch)
+		if ts, ok := o.Allow[ch]; ok {
+			r.Allow[ch] = ts
+		}
+		if ts, ok := o.Deny[ch]; ok {
+			r.Deny[ch] = ts
+		}
+	}
+	return r
+}
+
+// Allowed reports whether type t may receive channel ch.
+func (p Policy) Allowed(ch verifyd.Channel, t NumberType) bool {
+	if allow := p.Allow[ch]; len(allow) > 0 {
+		return slices.Contains(allow, t)
+	}
+	return !slices.Contains(p.Deny[ch], t) && !slices.Contains(p.Deny[AllChannels], t)
+}
+
+// Validate checks that every type named is known.
+func (p Policy) Validate() error {
+	for _, m := range []map[verifyd.Channel][]NumberType{p.Allow, p.Deny} {
+		for ch, ts := range m {
+			for _, t := range ts {
+				if !knownType(t) {
+					return fmt.Errorf("fraud: policy for %s names unknown number type %q", ch, t)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func knownType(t NumberType) bool {
+	switch t {
+	case FixedLine, Mobile, FixedLineOrMobile, TollFree, PremiumRate, SharedCost, VoIP,
+		PersonalNumber, Pager, UAN, Voicemail, Unknown:
+		return true
+	}
+	return false
+}
+
+// Check returns nil or an ENUMBERTYPE error naming the type.
+func (p Policy) Check(ch verifyd.Channel, t NumberType) error {
+	if p.Allowed(ch, t) {
+		return nil
+	}
+	if t == Unknown {
+		return verifyd.Errorf(verifyd.ENUMBERTYPE,
+			"The phone number is in no allocated range of its country (number type unknown); verifyd does not send %s to it.", ch)
+	}
+	return verifyd.Errorf(verifyd.ENUMBERTYPE,
+		"The phone number is a %s number; this profile does not send %s to %s numbers.",
+		strings.ReplaceAll(string(t), "_", "-"), ch, strings.ReplaceAll(string(t), "_", "-"))
+}
