@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/verifyd/verifyd"
 )
+
+var ipv4 = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
 
 // voiceMessage returns a voice-call message for a delivery job.
 func voiceMessage(id string) *verifyd.Message {
@@ -112,6 +115,16 @@ func TestSender_Voice(t *testing.T) {
 		if got := peer.logged(t, "AUTH-VALID"); got != "true" {
 			t.Fatalf("sipp AUTH-VALID=%s", got)
 		}
+		// Loopback only: Via, Contact and SDP name no other address.
+		msgs := peer.messages(t)
+		if !strings.Contains(msgs, "c=IN IP4 127.0.0.1") {
+			t.Fatal("no loopback SDP connection line in the INVITE")
+		}
+		for _, ip := range ipv4.FindAllString(msgs, -1) {
+			if ip != "127.0.0.1" {
+				t.Fatalf("non-loopback address %s in the SIP messages", ip)
+			}
+		}
 		// What was played: two readings of the code in German, 1 s apart,
 		// 200 ms of trailing silence; PCMU carries one byte per sample.
 		_, set := s.prompts.match("de-DE")
@@ -204,6 +217,28 @@ func TestSender_Voice(t *testing.T) {
 		peer.mustSucceed(t) // sipp got the CANCEL and our ACK of its 487
 	})
 
+	t.Run("SlowCancelEndsSendOnTime", func(t *testing.T) {
+		t.Parallel()
+		peer := startSipp(t, "uas_ring_cancel_slow.xml")
+		cfg := testConfig(t, peer.port)
+		cfg.RingTimeout, cfg.CallTimeout = 500*time.Millisecond, 1500*time.Millisecond
+		s := openSender(t, cfg)
+		m := voiceMessage("job-slowcancel")
+		start := time.Now()
+		_, err := s.Send(context.Background(), m)
+		if d := time.Since(start); d > 2500*time.Millisecond {
+			t.Fatalf("Send took %s with a 1.5 s call timeout", d)
+		}
+		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "no answer") {
+			t.Fatalf("Send error %v, want permanent no answer", err)
+		}
+		// The CANCEL's tail goes on under the sender and completes.
+		peer.mustSucceed(t)
+		if ok, _ := s.Sent(context.Background(), m.ID); !ok {
+			t.Fatal("Sent = false for a call that rang")
+		}
+	})
+
 	t.Run("WrongPassword", func(t *testing.T) {
 		t.Parallel()
 		peer := startSipp(t, "uas_auth401_answer.xml")
@@ -255,6 +290,9 @@ func TestSender_Flash(t *testing.T) {
 			t.Fatalf("Send = %+v, %v", res, err)
 		}
 		peer.mustSucceed(t)
+		if msgs := peer.messages(t); !strings.Contains(msgs, "Call-ID: "+res.ProviderMessageID) {
+			t.Fatalf("provider message id %q is not the Call-ID sipp saw", res.ProviderMessageID)
+		}
 		for _, h := range []string{"FROM-USER", "PAI-USER"} {
 			if got := peer.logged(t, h); got != m.CallerID || !strings.HasSuffix(got, m.Code) {
 				t.Fatalf("sipp %s=%s, want %s ending in the code %s", h, got, m.CallerID, m.Code)

@@ -130,6 +130,16 @@ func (p *sipp) actions(tb testing.TB) string {
 	return string(b)
 }
 
+// messages returns sipp's trace of the SIP messages it sent and received.
+func (p *sipp) messages(tb testing.TB) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dir, "msgs.log"))
+	if err != nil {
+		tb.Fatalf("sipp message log: %v", err)
+	}
+	return string(b)
+}
+
 // logged returns the value logged by sipp as NAME=value.
 func (p *sipp) logged(tb testing.TB, name string) string {
 	tb.Helper()
