@@ -57,7 +57,7 @@ type PrefixConfig struct {
 // it does on a simulated day).
 func DefaultPrefixConfig() PrefixConfig {
 	return PrefixConfig{
-		Digits:           3,
+		Digits:           4,
 		Window:           time.Hour,
 		Floor:            20,
 		LongWindow:       24 * time.Hour,
@@ -129,7 +129,10 @@ func callingCodeLen(phone string) int {
 // prefixOf returns the fraud prefix of an E.164 number whose country
 // calling code is cc.
 func prefixOf(phone string, cc int32, digits int) string {
-	n := 1 + len(strconv.Itoa(int(cc))) + digits
+	n := 2 + digits
+	for x := cc; x >= 10; x /= 10 {
+		n++
+	}
 	if cc <= 0 || n > len(phone) {
 		return phone
 	}
@@ -164,6 +167,9 @@ func (s safeList) has(phone string) bool {
 // weight is how much a minute bucket starting at start counts as sends that
 // had their chance to complete, at now.
 func (c PrefixConfig) weight(now, start time.Time) float64 {
+	if now.Sub(start) >= c.Maturity+time.Minute {
+		return 1
+	}
 	end := minTime(start.Truncate(time.Minute).Add(time.Minute), now)
 	age := now.Sub(start.Add(end.Sub(start) / 2))
 	w := float64(age-c.MinAge) / float64(c.Maturity-c.MinAge)
@@ -202,7 +208,10 @@ func (g *Guard) evaluate(ctx context.Context, prefix string, last Block, hasLast
 	hourFrom := longSince.Add(time.Hour - 1).Truncate(time.Hour)
 	minuteFrom := since.Truncate(time.Minute)
 	if c.LongWindow > 0 {
-		minuteFrom = minTime(since, longSince).Truncate(time.Minute)
+		minuteFrom = minTime(minuteFrom, cutH)
+		if longSince.After(now.Add(-MinuteRetention)) { // the part before hourFrom is still kept
+			minuteFrom = minTime(minuteFrom, longSince.Truncate(time.Minute))
+		}
 	} else {
 		hourFrom = now.Add(time.Hour)
 	}

@@ -101,6 +101,11 @@ type Request struct {
 	// has one (saves a parse); nil means Check parses Phone.
 	Phone  string
 	Number *phonenumbers.PhoneNumber
+	// Region and Type, if both set, are the number's classification as
+	// Classify returned it (the core's phone validation can share that
+	// work); Check then does no libphonenumber work but needs Number.
+	Region string
+	Type   NumberType
 	// Destinations is the channel's whitelisted_destinations; nil means
 	// the operator default (Config.Destinations).
 	Destinations []string
@@ -149,13 +154,14 @@ func (g *Guard) Check(ctx context.Context, r Request) (Decision, error) {
 		return Decision{Test: true}, nil
 	}
 	num := r.Number
-	if num == nil {
-		var err error
-		if num, err = phonenumbers.Parse(r.Phone, ""); err != nil {
-			return Decision{}, &verifyd.Error{Code: verifyd.EPHONEINVALID, Message: "The phone number is not valid for its country."}
+	d := Decision{Region: r.Region, Type: r.Type}
+	if num == nil || d.Region == "" || d.Type == "" {
+		c, err := classify(r.Phone, num)
+		if err != nil {
+			return Decision{}, err
 		}
+		num, d.Region, d.Type = c.Number, c.Region, c.Type
 	}
-	d := Decision{Region: phonenumbers.GetRegionCodeForNumber(num)}
 	dest := r.Destinations
 	if dest == nil {
 		dest = g.cfg.Destinations
@@ -163,7 +169,6 @@ func (g *Guard) Check(ctx context.Context, r Request) (Decision, error) {
 	if err := CheckDestination(r.Channel, dest, d.Region, r.Phone); err != nil {
 		return d, err
 	}
-	d.Type = TypeOf(num)
 	policy := g.cfg.Policy
 	if r.Policy != nil {
 		policy = policy.Override(*r.Policy)

@@ -30,6 +30,31 @@ const (
 	Unknown           NumberType = "unknown"
 )
 
+// Classification is what libphonenumber's data says about a number.
+type Classification struct {
+	Number *phonenumbers.PhoneNumber
+	Region string // ISO 3166-1 alpha-2, "001" for non-geographic numbers
+	Type   NumberType
+}
+
+// Classify parses an E.164 number and resolves its region and type, the
+// libphonenumber work of a trigger done once: Type is Unknown exactly when
+// the number is invalid for its region (what phonenumbers.IsValidNumber
+// checks), so the core's validation can use it and pass Region, Type and
+// Number on in the Request.
+func Classify(phone string) (Classification, error) { return classify(phone, nil) }
+
+func classify(phone string, num *phonenumbers.PhoneNumber) (Classification, error) {
+	if num == nil {
+		var err error
+		if num, err = phonenumbers.Parse(phone, ""); err != nil {
+			return Classification{}, &verifyd.Error{Code: verifyd.EPHONEINVALID, Message: "The phone number is not valid for its country."}
+		}
+	}
+	region := phonenumbers.GetRegionCodeForNumber(num)
+	return Classification{Number: num, Region: region, Type: TypeOf(num)}, nil
+}
+
 // TypeOf classifies a parsed number with libphonenumber's data.
 func TypeOf(num *phonenumbers.PhoneNumber) NumberType {
 	switch phonenumbers.GetNumberType(num) {

@@ -32,6 +32,7 @@ type simCountry struct {
 type simRange struct {
 	country  *simCountry
 	digits   string // first 3 national digits
+	template string // a valid national number starting with digits
 	nsnLen   int
 	cc       int32
 	convert  float64 // legitimate conversion of the range
@@ -123,7 +124,15 @@ func mobileRanges(t *testing.T, r *rand.Rand, c *simCountry) []*simRange {
 	var out []*simRange
 	for _, i := range r.Perm(1000) {
 		rg := &simRange{country: c, digits: fmt.Sprintf("%03d", i), nsnLen: nsnLen, cc: ex.GetCountryCode()}
-		if _, ok := rg.number(r); ok {
+		// The range is in use if a random number in it is a valid mobile
+		// one; that number's digits become its template.
+		var b strings.Builder
+		b.WriteString(rg.digits)
+		for b.Len() < nsnLen {
+			b.WriteByte(byte('0' + r.IntN(10)))
+		}
+		rg.template = b.String()
+		if _, _, ok := rg.number(r, rg.nsnLen-4); ok {
 			out = append(out, rg)
 		}
 		if len(out) == c.ranges {
@@ -136,24 +145,28 @@ func mobileRanges(t *testing.T, r *rand.Rand, c *simCountry) []*simRange {
 	return out
 }
 
-// number draws a valid mobile number in the range.
-func (rg *simRange) number(r *rand.Rand) (string, bool) {
-	for range 8 {
+// number draws a valid mobile number in the range, classified the way the
+// core's validation would hand it to the guard. fixed is how many leading
+// digits of the range's template it keeps: legitimate users are anywhere in
+// the range (3), an attacker pumps a block of numbers it is paid for
+// (all but the last 5 digits).
+func (rg *simRange) number(r *rand.Rand, fixed int) (string, Classification, bool) {
+	for try := range 16 {
+		if try == 8 {
+			fixed = rg.nsnLen - 4 // sparse range: stay near the known-good number
+		}
 		var b strings.Builder
-		b.WriteString(rg.digits)
+		b.WriteString(rg.template[:fixed])
 		for b.Len() < rg.nsnLen {
 			b.WriteByte(byte('0' + r.IntN(10)))
 		}
 		phone := fmt.Sprintf("+%d%s", rg.cc, b.String())
-		num, err := phonenumbers.Parse(phone, "")
-		if err != nil || !phonenumbers.IsValidNumber(num) {
-			continue
-		}
-		if ty := TypeOf(num); ty == Mobile || ty == FixedLineOrMobile {
-			return phone, true
+		c, err := Classify(phone)
+		if err == nil && (c.Type == Mobile || c.Type == FixedLineOrMobile) {
+			return phone, c, true
 		}
 	}
-	return "", false
+	return "", Classification{}, false
 }
 
 // completionDelay draws how long a legitimate user takes to type the code,
@@ -268,7 +281,7 @@ func TestSimulation_DayOfTraffic(t *testing.T) {
 
 	var legit, fraud simTally
 	perAttack := map[string]*simTally{}
-	var collateral, falsePositive int
+	var collateral, falsePositive, skipped int
 	var pending completionHeap
 	for _, s := range sends {
 		for len(pending) > 0 && !pending[0].at.After(s.at) {
@@ -279,11 +292,16 @@ func TestSimulation_DayOfTraffic(t *testing.T) {
 			}
 		}
 		now = s.at
-		phone, ok := s.rng.number(r)
+		fixed := 3
+		if s.attack != "" {
+			fixed = s.rng.nsnLen - 5
+		}
+		phone, c, ok := s.rng.number(r, fixed)
 		if !ok {
+			skipped++
 			continue
 		}
-		_, err := g.Check(ctx, Request{ProfileID: "p1", Channel: verifyd.SMS, Phone: phone})
+		d, err := g.Check(ctx, Request{ProfileID: "p1", Channel: verifyd.SMS, Phone: phone, Number: c.Number, Region: c.Region, Type: c.Type})
 		blocked := err != nil
 		if blocked && verifyd.ErrorCode(err) != verifyd.EPREFIXBLOCK {
 			t.Fatalf("%s: unexpected refusal %v", phone, err)
@@ -306,7 +324,7 @@ func TestSimulation_DayOfTraffic(t *testing.T) {
 		if blocked {
 			continue
 		}
-		if err := g.Sent(ctx, Attempt{ProfileID: "p1", Channel: verifyd.SMS, Phone: phone}); err != nil {
+		if err := g.Sent(ctx, Attempt{ProfileID: "p1", Channel: verifyd.SMS, Phone: phone, Prefix: d.Prefix, Region: d.Region}); err != nil {
 			t.Fatal(err)
 		}
 		conv := 0.01
@@ -344,6 +362,9 @@ func TestSimulation_DayOfTraffic(t *testing.T) {
 	}
 	if legit.pct() > 1 {
 		t.Errorf("legitimate sends blocked: %.2f %%, want <= 1 %%", legit.pct())
+	}
+	if skipped > len(sends)/1000 {
+		t.Errorf("%d of %d sends found no valid number", skipped, len(sends))
 	}
 	if legit.sends < legitPerDay*9/10 {
 		t.Errorf("only %d legitimate sends simulated", legit.sends)

@@ -196,10 +196,19 @@ func (m *MemStore) prune(nowHour int64) {
 }
 
 func collect(ring []slot, from, to, width int64) []Bucket {
-	var out []Bucket
-	for i := max(from, to-int64(len(ring))+1); i <= to; i++ {
-		s := ring[i%int64(len(ring))]
-		if s.start == i && (s.sent != 0 || s.completed != 0) {
+	from = max(from, to-int64(len(ring))+1)
+	n := 0
+	for i := from; i <= to; i++ {
+		if s := &ring[i%int64(len(ring))]; s.start == i && (s.sent != 0 || s.completed != 0) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Bucket, 0, n)
+	for i := from; i <= to; i++ {
+		if s := &ring[i%int64(len(ring))]; s.start == i && (s.sent != 0 || s.completed != 0) {
 			out = append(out, Bucket{Start: time.Unix(i*width, 0).UTC(), Sent: s.sent, Completed: s.completed})
 		}
 	}
