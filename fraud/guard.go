@@ -147,8 +147,9 @@ type Decision struct {
 // (EDESTINATION), number type (ENUMBERTYPE), prefix blocks and the
 // conversion guard (EPREFIXBLOCK with RetryAfter), daily spend
 // (ESPENDLIMIT with RetryAfter), then the CAPTCHA if required (EFORBIDDEN).
-// Rate limits are not here; the core runs them between number type and
-// prefix. A refusal records nothing; storage failures return as they are.
+// Rate limits are not here: the core runs its limiter after Check (Check
+// records nothing, so the order only decides which refusal a client sees).
+// Storage failures return as they are.
 func (g *Guard) Check(ctx context.Context, r Request) (Decision, error) {
 	if r.Test {
 		return Decision{Test: true}, nil
