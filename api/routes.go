@@ -41,6 +41,13 @@ func (s *Server) routes() {
 	m.Handle("DELETE /v2/verify_profiles/{verify_profile_id}", s.authed(s.handleProfileDelete))
 
 	// Operations, without auth.
+	// Webhook delivery log, redelivery and signing keys (verifyd extensions).
+	m.Handle("GET /v2/webhook_deliveries", s.authed(s.handleWebhookDeliveryList))
+	m.Handle("POST /v2/webhook_deliveries/actions/redeliver", s.authed(s.handleWebhookRedeliverMany))
+	m.Handle("GET /v2/webhook_deliveries/{id}", s.authed(s.handleWebhookDeliveryGet))
+	m.Handle("POST /v2/webhook_deliveries/{id}/actions/redeliver", s.authed(s.handleWebhookRedeliver))
+	m.Handle("GET /v2/webhook_keys", s.authed(s.handleWebhookKeys))
+
 	m.HandleFunc("GET /healthz", s.handleHealthz)
 	m.HandleFunc("GET /readyz", s.handleReadyz)
 	if s.gather != nil {

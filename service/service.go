@@ -71,6 +71,8 @@ type Service struct {
 	// worker is this process's running delivery worker, which triggers hand
 	// their jobs to (nil: none; jobs wait for any worker's claim).
 	worker atomic.Pointer[Worker]
+	// signing caches the accounts' active webhook signing keys.
+	signing signingKeys
 }
 
 // New returns a Service over store, sealing codes with keys.
@@ -117,7 +119,7 @@ func New(store verifyd.Store, keys *Keys, opts Options) *Service {
 	}
 	return &Service{store: store, keys: keys, opts: opts, log: opts.Logger, auth: newTTLCache[[32]byte, *verifyd.Account](opts.AuthCacheTTL, 10000),
 		profiles: newTTLCache[string, *verifyd.Profile](opts.AuthCacheTTL, 10000),
-		wakeCh:   make(chan struct{}, 1)}
+		wakeCh:   make(chan struct{}, 1), signing: signingKeys{m: map[string]cachedKey{}}}
 }
 
 // DefaultDestinations is the operator default for whitelisted_destinations.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -25,12 +26,21 @@ type config struct {
 	MaxAttempts   int
 	Retention     time.Duration
 	ShutdownGrace time.Duration
+
+	// Webhook delivery (D34, D36).
+	WebhookAllow       string // comma-separated CIDRs (or "loopback", "private") webhooks may reach besides public addresses
+	WebhookAttempts    int
+	WebhookBackoff     time.Duration
+	WebhookMaxBackoff  time.Duration
+	WebhookConcurrency int
+	WebhookPerEndpoint int
 }
 
 func defaultConfig() config {
 	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
 		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16,
-		ShutdownGrace: 15 * time.Second}
+		ShutdownGrace: 15 * time.Second, WebhookAttempts: 5, WebhookBackoff: 2 * time.Second,
+		WebhookMaxBackoff: 5 * time.Minute, WebhookConcurrency: 128, WebhookPerEndpoint: 16}
 }
 
 // flags binds the common flags, with env equivalents as their defaults.
@@ -64,10 +74,66 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 		retention = c.Retention
 	}
 	fs.DurationVar(&c.Retention, "retention", retention, "how long finished verifications are kept, e.g. 720h (VERIFYD_RETENTION)")
+	fs.StringVar(&c.WebhookAllow, "webhook-allow", env("VERIFYD_WEBHOOK_ALLOW", c.WebhookAllow), "address ranges webhooks may reach although internal: comma-separated CIDRs, or loopback / private (VERIFYD_WEBHOOK_ALLOW; default none)")
+	intVar(fs, env, &c.WebhookAttempts, "webhook-attempts", "VERIFYD_WEBHOOK_ATTEMPTS", "webhook attempts per URL before the failover URL (VERIFYD_WEBHOOK_ATTEMPTS)")
+	durVar(fs, env, &c.WebhookBackoff, "webhook-backoff", "VERIFYD_WEBHOOK_BACKOFF", "first webhook retry delay, doubling each retry (VERIFYD_WEBHOOK_BACKOFF)")
+	durVar(fs, env, &c.WebhookMaxBackoff, "webhook-max-backoff", "VERIFYD_WEBHOOK_MAX_BACKOFF", "longest webhook retry delay (VERIFYD_WEBHOOK_MAX_BACKOFF)")
+	intVar(fs, env, &c.WebhookConcurrency, "webhook-concurrency", "VERIFYD_WEBHOOK_CONCURRENCY", "webhook POSTs in flight per node (VERIFYD_WEBHOOK_CONCURRENCY)")
+	intVar(fs, env, &c.WebhookPerEndpoint, "webhook-per-endpoint", "VERIFYD_WEBHOOK_PER_ENDPOINT", "webhook POSTs in flight per receiver host (VERIFYD_WEBHOOK_PER_ENDPOINT)")
 	return fs
 }
 
+func intVar(fs *flag.FlagSet, env func(string, string) string, dst *int, name, key, usage string) {
+	v, err := strconv.Atoi(env(key, strconv.Itoa(*dst)))
+	if err != nil {
+		v = *dst
+	}
+	fs.IntVar(dst, name, v, usage)
+}
+
+func durVar(fs *flag.FlagSet, env func(string, string) string, dst *time.Duration, name, key, usage string) {
+	v, err := time.ParseDuration(env(key, dst.String()))
+	if err != nil {
+		v = *dst
+	}
+	fs.DurationVar(dst, name, v, usage)
+}
+
+// webhookAllow parses --webhook-allow.
+func (c *config) webhookAllow() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(c.WebhookAllow, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "":
+		case "loopback":
+			out = append(out, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+		case "private":
+			out = append(out, netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+				netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"))
+		default:
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("--webhook-allow: %q is not a CIDR, loopback or private", f)
+			}
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
+}
+
 func (c *config) validate() error {
+	if _, err := c.webhookAllow(); err != nil {
+		return err
+	}
+	if c.WebhookAttempts < 1 || c.WebhookAttempts > 20 {
+		return fmt.Errorf("--webhook-attempts must be 1-20, got %d", c.WebhookAttempts)
+	}
+	if c.WebhookBackoff <= 0 || c.WebhookMaxBackoff < c.WebhookBackoff {
+		return fmt.Errorf("--webhook-backoff must be positive and at most --webhook-max-backoff")
+	}
+	if c.WebhookConcurrency < 1 || c.WebhookPerEndpoint < 1 {
+		return fmt.Errorf("--webhook-concurrency and --webhook-per-endpoint must be at least 1")
+	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
 		return fmt.Errorf("--max-attempts must be 1-10, got %d", c.MaxAttempts)
 	}

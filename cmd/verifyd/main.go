@@ -11,6 +11,7 @@
 //	verifyd account create --name N   create an account (prints its ID)
 //	verifyd account list              list accounts
 //	verifyd keys rotate               add a new server key, keeping the old ones for reading
+//	verifyd webhook-key               print the account's webhook public key (add/promote/delete rotate it)
 package main
 
 import (
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return account(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args, getenv, stdout, stderr)
+	case "webhook-key":
+		return webhookKey(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -71,5 +74,6 @@ const usage = `usage:
   verifyd account create --name NAME
   verifyd account list
   verifyd keys rotate
+  verifyd webhook-key [show|list|add|promote KEY_ID|delete KEY_ID] [--account ID]
 Every command takes --db (VERIFYD_DB) and --keys (VERIFYD_KEYS_FILE).
 `

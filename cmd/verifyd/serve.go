@@ -18,6 +18,7 @@ import (
 	"github.com/verifyd/verifyd/api"
 	"github.com/verifyd/verifyd/console"
 	"github.com/verifyd/verifyd/service"
+	"github.com/verifyd/verifyd/webhook"
 )
 
 // app is an opened database with the core on top: what every command needs.
@@ -114,6 +115,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	worker := a.svc.NewWorker(sender, service.WorkerOptions{Lease: a.cfg.JobLease})
 	worker.Start(context.WithoutCancel(ctx))
 
+	allow, _ := a.cfg.webhookAllow() // validated by openApp
+	hooks := webhook.New(a.store, a.svc, webhook.NewClient(webhook.ClientOptions{Policy: webhook.Policy{Allow: allow}}),
+		webhook.Options{AttemptsPerURL: a.cfg.WebhookAttempts, Backoff: a.cfg.WebhookBackoff,
+			MaxBackoff: a.cfg.WebhookMaxBackoff, Concurrency: a.cfg.WebhookConcurrency,
+			PerEndpoint: a.cfg.WebhookPerEndpoint, Logger: a.log, Metrics: webhook.NewMetrics(reg)})
+	hooks.Start(context.WithoutCancel(ctx))
+
 	if a.cfg.DebugAddr != "" {
 		dbg := &http.Server{Addr: a.cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = dbg.ListenAndServe() }()
@@ -133,6 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		cancel()
 	}
 	worker.Stop() // in-flight sends finish; unclaimed jobs stay queued
+	hooks.Stop()  // in-flight POSTs are cancelled; their deliveries are due again
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

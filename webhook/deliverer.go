@@ -1,0 +1,396 @@
+package webhook
+
+import (
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/verifyd/verifyd"
+)
+
+// Keys gives the deliverer an account's current signing key.
+type Keys interface {
+	SigningKey(ctx context.Context, accountID string) (ed25519.PrivateKey, error)
+}
+
+// Options configure a Deliverer. Zero values take the defaults.
+type Options struct {
+	// Worker names this node in leases (default: a random ID).
+	Worker string
+	// AttemptsPerURL is how many times each URL is tried in a round
+	// (default 5: ≈2, 4, 8, 16 s apart, so a receiver down for half a
+	// minute loses nothing before the failover URL is tried).
+	AttemptsPerURL int
+	// Backoff is the first retry delay (default 2 s); each next one
+	// doubles, up to MaxBackoff (default 5 min), ±20% jitter.
+	Backoff, MaxBackoff time.Duration
+	// Concurrency bounds the POSTs in flight on this node (default 128);
+	// PerEndpoint those to one host (default 16). A delivery whose host is
+	// at its limit goes back to the store for later without counting as
+	// an attempt, so one slow receiver holds at most PerEndpoint slots.
+	Concurrency, PerEndpoint int
+	// Poll is how often the store is asked for due deliveries when there
+	// were none (default 50 ms); Lease how long a claim holds (default
+	// 1 min, well above the 5 s attempt timeout).
+	Poll, Lease time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Deliverer claims due deliveries from the store and POSTs them.
+type Deliverer struct {
+	store  verifyd.WebhookStore
+	keys   Keys
+	client *Client
+	opts   Options
+
+	slots chan struct{} // one per POST in flight on this node
+	done  chan verifyd.WebhookOutcome
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+	queued    int // deliveries waiting in endpoint queues
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// endpoint is one receiver host's state on this node: its POSTs in flight
+// (at most PerEndpoint) and the claimed deliveries waiting for one of them
+// (at most 4×PerEndpoint; beyond that they go back to the store).
+type endpoint struct {
+	inflight int
+	queue    []*verifyd.WebhookDelivery
+	latency  time.Duration // moving average of answered attempts
+}
+
+// New returns a Deliverer; Start runs it.
+func New(store verifyd.WebhookStore, keys Keys, client *Client, opts Options) *Deliverer {
+	if opts.Worker == "" {
+		opts.Worker = verifyd.NewOrderedID()
+	}
+	if opts.AttemptsPerURL <= 0 {
+		opts.AttemptsPerURL = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 2 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 128
+	}
+	if opts.PerEndpoint <= 0 {
+		opts.PerEndpoint = 16
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	return &Deliverer{store: store, keys: keys, client: client, opts: opts,
+		slots: make(chan struct{}, opts.Concurrency), done: make(chan verifyd.WebhookOutcome, opts.Concurrency),
+		endpoints: map[string]*endpoint{}}
+}
+
+// Start runs the claim loop and the finisher until Stop.
+func (d *Deliverer) Start(ctx context.Context) {
+	ctx, d.cancel = context.WithCancel(ctx)
+	finished := make(chan struct{})
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.finisher(finished) }()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.run(ctx)
+		// Let the POSTs in flight end (their context is cancelled), hand
+		// the queued deliveries back (due at once, for any node), then stop
+		// the finisher after it wrote all their outcomes.
+		for range cap(d.slots) {
+			d.slots <- struct{}{}
+		}
+		d.mu.Lock()
+		for _, ep := range d.endpoints {
+			for _, w := range ep.queue {
+				d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: d.opts.Now(),
+					State: verifyd.WebhookPending, NextAt: d.opts.Now(), Error: w.LastError}
+			}
+			ep.queue = nil
+		}
+		d.mu.Unlock()
+		close(finished)
+	}()
+}
+
+// Stop cancels the deliveries in flight and waits for their outcomes to be
+// written. Deliveries left undelivered are due again when their lease
+// lapses (another node, or this one after a restart, takes them).
+func (d *Deliverer) Stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+}
+
+func (d *Deliverer) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		// Queued deliveries hold no slot: a slow receiver's queue must not
+		// stop the others' claims (it is bounded per endpoint instead).
+		free := cap(d.slots) - len(d.slots)
+		n := 0
+		if free > 0 {
+			ds, err := d.store.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: d.opts.Worker, Now: d.opts.Now(),
+				Lease: d.opts.Lease, Limit: min(free, 256)})
+			if err != nil && ctx.Err() == nil {
+				d.opts.Logger.Warn("webhook claim failed", "error", err.Error())
+			}
+			n = len(ds)
+			for _, w := range ds {
+				d.dispatch(ctx, w)
+			}
+			if n == free || n == 256 {
+				timer.Reset(0) // there may be more
+				continue
+			}
+		}
+		timer.Reset(d.opts.Poll)
+	}
+}
+
+// target returns the URL the next attempt of w goes to and how many
+// attempts that URL already had in this round, or "" when the round is
+// over: AttemptsPerURL to the webhook_url, then as many to the failover.
+func (d *Deliverer) target(w *verifyd.WebhookDelivery) (string, int) {
+	urls := make([]string, 0, 2)
+	if w.URL != "" {
+		urls = append(urls, w.URL)
+	}
+	if w.FailoverURL != "" && w.FailoverURL != w.URL {
+		urls = append(urls, w.FailoverURL)
+	}
+	n := w.Attempts - w.RoundStart // attempts made in this round
+	if i := n / d.opts.AttemptsPerURL; i < len(urls) {
+		return urls[i], n % d.opts.AttemptsPerURL
+	}
+	return "", 0
+}
+
+// dispatch starts one delivery, queues it behind its endpoint's POSTs in
+// flight, or puts it back in the store when that queue is full.
+func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) {
+	now := d.opts.Now()
+	target, _ := d.target(w)
+	if target == "" {
+		out := verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
+			State: verifyd.WebhookFailed, Error: w.LastError}
+		if w.URL == "" && w.FailoverURL == "" {
+			out.Error = "the profile has no webhook_url"
+		}
+		d.opts.Metrics.outcome("failed")
+		d.done <- out
+		return
+	}
+	host := hostOf(target)
+	d.mu.Lock()
+	ep := d.endpoints[host]
+	if ep == nil {
+		ep = &endpoint{}
+		d.endpoints[host] = ep
+	}
+	switch {
+	case ep.inflight < d.opts.PerEndpoint:
+		ep.inflight++
+		d.mu.Unlock()
+		d.slots <- struct{}{}
+		d.opts.Metrics.inflight.Inc()
+		go d.post(ctx, w, host)
+	case len(ep.queue) < 4*d.opts.PerEndpoint:
+		ep.queue = append(ep.queue, w)
+		d.queued++
+		d.mu.Unlock()
+	default:
+		// Back to the store, due when the queue ahead may have drained, so
+		// a slow receiver's backlog is not claimed over and over.
+		wait := max(ep.latency, 100*time.Millisecond) * time.Duration(len(ep.queue)/d.opts.PerEndpoint+1)
+		d.mu.Unlock()
+		d.opts.Metrics.deferred.Inc()
+		d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
+			State: verifyd.WebhookPending, NextAt: now.Add(min(max(wait, time.Second), time.Minute)), Error: w.LastError}
+	}
+}
+
+// post delivers w, then the deliveries queued behind its endpoint, holding
+// one slot throughout.
+func (d *Deliverer) post(ctx context.Context, w *verifyd.WebhookDelivery, host string) {
+	defer func() {
+		d.opts.Metrics.inflight.Dec()
+		<-d.slots
+	}()
+	for w != nil {
+		target, _ := d.target(w)
+		d.done <- d.deliver(ctx, w, target, host)
+		d.mu.Lock()
+		ep := d.endpoints[host]
+		w = nil
+		if len(ep.queue) > 0 && ctx.Err() == nil {
+			w, ep.queue = ep.queue[0], ep.queue[1:]
+			d.queued--
+		} else {
+			ep.inflight--
+			if ep.inflight == 0 && len(ep.queue) == 0 {
+				delete(d.endpoints, host)
+			}
+		}
+		d.mu.Unlock()
+	}
+}
+
+func hostOf(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return u.Host
+}
+
+// deliver makes one attempt and returns its outcome.
+func (d *Deliverer) deliver(ctx context.Context, w *verifyd.WebhookDelivery, target, host string) verifyd.WebhookOutcome {
+	attempt := w.Attempts + 1
+	start := d.opts.Now()
+	body := Body(w.Event, attempt, target)
+	var res Result
+	key, err := d.keys.SigningKey(ctx, w.Event.AccountID)
+	if err != nil {
+		res.Err = err
+	} else {
+		ts, sig := Sign(key, time.Now(), body)
+		h := http.Header{}
+		h.Set(HeaderTimestamp, ts)
+		h.Set(HeaderSignature, sig)
+		res = d.client.Post(ctx, target, h, body)
+	}
+	now := d.opts.Now()
+
+	if res.Err == nil {
+		d.mu.Lock()
+		if ep := d.endpoints[host]; ep != nil {
+			ep.latency = (3*ep.latency + res.Latency) / 4
+		}
+		d.mu.Unlock()
+	}
+
+	out := verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
+		Attempt: &verifyd.WebhookAttempt{EventID: w.Event.ID, AccountID: w.Event.AccountID, Attempt: attempt,
+			URL: target, StatusCode: res.StatusCode, Latency: res.Latency, Error: res.ErrorText(),
+			ResponseHead: res.Head, At: start}}
+	d.opts.Metrics.latency.Observe(res.Latency.Seconds())
+	if res.OK() {
+		out.State = verifyd.WebhookDelivered
+		d.opts.Metrics.outcome("delivered")
+		d.opts.Metrics.lag.Observe(now.Sub(w.Event.OccurredAt).Seconds())
+		return out
+	}
+	out.Error = res.ErrorText()
+	if ctx.Err() != nil {
+		// Shutting down: not the receiver's fault; due again at once.
+		out.State, out.NextAt, out.Attempt = verifyd.WebhookPending, now, nil
+		return out
+	}
+	next := *w
+	next.Attempts++
+	nextTarget, k := d.target(&next)
+	if nextTarget == "" {
+		out.State = verifyd.WebhookFailed
+		d.opts.Metrics.outcome("failed")
+		return out
+	}
+	d.opts.Metrics.outcome("retry")
+	out.State = verifyd.WebhookPending
+	if nextTarget != target && k == 0 {
+		out.NextAt = now // on to the failover URL at once
+	} else {
+		out.NextAt = now.Add(d.backoff(k))
+	}
+	return out
+}
+
+// backoff returns the delay before the k-th retry (k ≥ 1) of one URL.
+func (d *Deliverer) backoff(k int) time.Duration {
+	b := d.opts.Backoff << min(max(k-1, 0), 20)
+	if b > d.opts.MaxBackoff || b <= 0 {
+		b = d.opts.MaxBackoff
+	}
+	return time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
+}
+
+// finisher writes outcomes in batches: one store transaction for all the
+// outcomes that arrived while the previous one ran.
+func (d *Deliverer) finisher(finished <-chan struct{}) {
+	batch := make([]verifyd.WebhookOutcome, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		// Not the deliverer's context: outcomes of a stopping node are
+		// still written, so their attempts are not lost.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs := d.store.FinishWebhooks(ctx, batch)
+		cancel()
+		for i, err := range errs {
+			if err != nil && err != verifyd.ErrLeaseLost {
+				d.opts.Logger.Warn("webhook outcome not recorded", "event_id", batch[i].EventID, "error", err.Error())
+			}
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case o := <-d.done:
+			batch = append(batch, o)
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case o := <-d.done:
+					batch = append(batch, o)
+				default:
+					break drain
+				}
+			}
+			flush()
+		case <-finished:
+			for {
+				select {
+				case o := <-d.done:
+					batch = append(batch, o)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
