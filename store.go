@@ -14,6 +14,7 @@ type Store interface {
 	ProfileStore
 	VerificationStore
 	JobStore
+	ReceiptStore
 	EventStore
 	WebhookStore
 	MaintenanceStore
