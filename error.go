@@ -35,6 +35,7 @@ const (
 	EMAXATTEMPTS = "V0007"
 	EEXPIRED     = "V0008"
 	ECHANNEL     = "V0009"
+	ECAPTCHA     = "V0010" // the bot check (CAPTCHA) failed
 )
 
 // Error is the one domain error type. Message is safe to show to a client;

@@ -18,6 +18,7 @@ type Store interface {
 	EventStore
 	WebhookStore
 	MaintenanceStore
+	IdempotencyStore
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

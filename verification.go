@@ -93,6 +93,13 @@ type CreateParams struct {
 	// time if it was pending past expiry). An error refuses the trigger and
 	// rolls everything back except that expiry.
 	Guard func(newest *Verification) error
+	// Idempotency, if set, is inserted in the same transaction, its
+	// Response set by Respond from the verification row as inserted. An
+	// unexpired record of the same (AccountID, Key) refuses the trigger
+	// with ECONFLICT (nothing written); an expired one is replaced. Each
+	// insert also deletes a few expired records of any account.
+	Idempotency *IdempotencyRecord
+	Respond     func(v *Verification) ([]byte, error)
 }
 
 // AttemptParams are the inputs of VerificationStore.Attempt. Exactly one of

@@ -60,6 +60,7 @@ var errorTable = map[string]errorClass{
 	verifyd.EMAXATTEMPTS: {http.StatusTooManyRequests, "V0007", "Max attempts exceeded", false, true},
 	verifyd.EEXPIRED:     {http.StatusUnprocessableEntity, "V0008", "Verification expired", false, false},
 	verifyd.ECHANNEL:     {http.StatusUnprocessableEntity, "V0009", "Channel not available", false, false},
+	verifyd.ECAPTCHA:     {http.StatusForbidden, "V0010", "Bot check failed", false, false},
 }
 
 // internalDetail is what a client sees of an internal error.

@@ -180,6 +180,12 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 			nv.TimeoutSecs, string(nv.Status), nv.Attempts, nv.CompletionReason, nv.DeliveryStatus,
 			nv.CreatedAt, nv.UpdatedAt, nv.ExpiresAt)
 		insertJob(t, &nj)
+		if r, err := p.IdempotencyRow(&nv); r != nil || err != nil {
+			if err != nil {
+				return err
+			}
+			insertIdempotency(t, r, now)
+		}
 		return t.commit(ctx)
 	})
 	if err != nil {

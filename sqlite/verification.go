@@ -135,6 +135,12 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 		if err := w.insertJob(&nj); err != nil {
 			return err
 		}
+		if r, err := p.IdempotencyRow(&nv); r != nil || err != nil {
+			if err != nil {
+				return err
+			}
+			return w.insertIdempotency(r, now)
+		}
 		return nil
 	})
 	if err != nil {

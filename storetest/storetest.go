@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(tb testing.TB) verifyd.Store) {
 	t.Run("Event", func(t *testing.T) { testEvent(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
 	t.Run("Maintenance", func(t *testing.T) { testMaintenance(t, open) })
+	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		t.Parallel()
 		if err := open(t).Ping(context.Background()); err != nil {
