@@ -169,10 +169,13 @@ func (d *Deliverer) run(ctx context.Context) {
 				d.opts.Logger.Warn("webhook claim failed", "error", err.Error())
 			}
 			n = len(ds)
+			left := 0
 			for _, w := range ds {
-				d.dispatch(ctx, w)
+				if !d.dispatch(ctx, w) {
+					left++
+				}
 			}
-			if n == free || n == 256 {
+			if left == 0 && (n == free || n == 256) {
 				timer.Reset(0) // there may be more
 				continue
 			}
@@ -199,9 +202,10 @@ func (d *Deliverer) target(w *verifyd.WebhookDelivery) (string, int) {
 	return "", 0
 }
 
-// dispatch starts one delivery, queues it behind its endpoint's POSTs in
-// flight, or puts it back in the store when that queue is full.
-func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) {
+// dispatch starts one delivery or queues it behind its endpoint's POSTs in
+// flight; it returns false when that queue is full and the delivery was left
+// to come due again after its lease.
+func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) bool {
 	now := d.opts.Now()
 	target, _ := d.target(w)
 	if target == "" {
@@ -212,7 +216,7 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) {
 		}
 		d.opts.Metrics.outcome("failed")
 		d.done <- out
-		return
+		return true
 	}
 	host := hostOf(target)
 	d.mu.Lock()
@@ -233,14 +237,15 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) {
 		d.queued++
 		d.mu.Unlock()
 	default:
-		// Back to the store, due when the queue ahead may have drained, so
-		// a slow receiver's backlog is not claimed over and over.
-		wait := max(ep.latency, 100*time.Millisecond) * time.Duration(len(ep.queue)/d.opts.PerEndpoint+1)
+		// The endpoint is saturated: leave the delivery with its lease, so
+		// it comes due again when the lease lapses. No write at all: a slow
+		// receiver's backlog costs the store one claim per lease period,
+		// not a claim and a put-back each time it is looked at.
 		d.mu.Unlock()
 		d.opts.Metrics.deferred.Inc()
-		d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
-			State: verifyd.WebhookPending, NextAt: now.Add(min(max(wait, time.Second), time.Minute)), Error: w.LastError}
+		return false
 	}
+	return true
 }
 
 // post delivers w, then the deliveries queued behind its endpoint, holding

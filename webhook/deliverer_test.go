@@ -135,6 +135,9 @@ func start(t *testing.T, s verifyd.Store, priv ed25519.PrivateKey, copts webhook
 		opts.Backoff, opts.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
 	}
 	opts.Poll = 5 * time.Millisecond
+	if opts.Lease == 0 {
+		opts.Lease = time.Second // a saturated endpoint's deliveries come back when it lapses
+	}
 	d := webhook.New(s, fixedKey{priv}, webhook.NewClient(copts), opts)
 	d.Start(context.Background())
 	t.Cleanup(d.Stop)
