@@ -73,6 +73,9 @@ type Service struct {
 	worker atomic.Pointer[Worker]
 	// signing caches the accounts' active webhook signing keys.
 	signing signingKeys
+	// flight tracks this process's delivery batches until their outcomes
+	// are recorded (receipts that overtake their send wait on it).
+	flight flight
 }
 
 // New returns a Service over store, sealing codes with keys.

@@ -285,6 +285,8 @@ func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job, msgs []*
 	if len(jobs) == 0 {
 		return
 	}
+	// Until the outcomes are recorded, receipts for these sends wait.
+	defer w.svc.flight.end(w.svc.flight.begin())
 	// In-flight sends outlive ctx (shutdown) by at most DrainTimeout.
 	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

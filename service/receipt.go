@@ -1,0 +1,136 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/verifyd/verifyd"
+)
+
+// ReceiptGrace bounds how long a receipt for a message this process has not
+// recorded yet waits for the delivery batches in flight to record theirs.
+// A carrier may answer before the worker has written the attempt (an SMSC
+// sends the receipt milliseconds after submit_sm_resp).
+const ReceiptGrace = 5 * time.Second
+
+// Receipt implements verifyd.ReceiptSink: it moves the delivery status of
+// the verification whose message r names and writes the status's event, in
+// one store transaction (verifyd.ReceiptStore; statuses only move forward,
+// duplicates change nothing, the verification's status is left alone).
+//
+// A receipt may overtake the record of its own send. When the store does
+// not know the message and this process has delivery batches in flight that
+// began before the receipt arrived, Receipt waits (up to ReceiptGrace and
+// while ctx allows) for them to record their outcomes and looks again. If
+// they are still in flight it returns EUNAVAILABLE, so the carrier offers
+// the receipt again later (SMPP ESME_RX_T_APPN, HTTP 500); otherwise an
+// unknown message is ENOTFOUND.
+func (s *Service) Receipt(ctx context.Context, r *verifyd.Receipt) error {
+	if r == nil || !verifyd.ReceiptStatus(r.Status) {
+		return verifyd.Errorf(verifyd.EINVALID, "A receipt's status must be delivered, delivery_failed or delivery_unconfirmed.")
+	}
+	mark := s.flight.mark()
+	p := verifyd.ReceiptParams{Sender: r.Sender, ProviderMessageID: r.ProviderMessageID, Status: r.Status,
+		Cause: r.Cause, Now: s.opts.Now()}
+	res, err := s.store.RecordReceipt(ctx, p)
+	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND && s.flight.pending(mark) {
+		wctx, cancel := context.WithTimeout(ctx, ReceiptGrace)
+		settled := s.flight.wait(wctx, mark)
+		cancel()
+		if !settled {
+			return verifyd.Errorf(verifyd.EUNAVAILABLE, "Message %s of %s is not recorded yet; offer the receipt again later.",
+				r.ProviderMessageID, r.Sender)
+		}
+		p.Now = s.opts.Now()
+		res, err = s.store.RecordReceipt(ctx, p)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Moved {
+		s.count(res.Verification.Type, r.Status)
+		s.log.Debug("delivery receipt", "verification", res.Verification.ID, "sender", r.Sender,
+			"message", r.ProviderMessageID, "delivery_status", r.Status)
+	}
+	return nil
+}
+
+var _ verifyd.ReceiptSink = (*Service)(nil)
+
+// flight tracks the delivery batches of this process between their start
+// and the record of their outcomes. The zero value is ready.
+type flight struct {
+	mu      sync.Mutex
+	next    uint64              // number of batches begun
+	active  map[uint64]struct{} // batches begun and not yet recorded
+	changed chan struct{}       // closed when a batch ends
+}
+
+// begin registers a batch and returns its number.
+func (f *flight) begin() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active == nil {
+		f.active = map[uint64]struct{}{}
+	}
+	f.next++
+	f.active[f.next] = struct{}{}
+	return f.next
+}
+
+// end marks batch n recorded.
+func (f *flight) end(n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.active, n)
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// mark returns the number of batches begun so far.
+func (f *flight) mark() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.next
+}
+
+// pending reports whether a batch numbered at most mark is still active.
+func (f *flight) pending(mark uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pendingLocked(mark)
+}
+
+func (f *flight) pendingLocked(mark uint64) bool {
+	for n := range f.active {
+		if n <= mark {
+			return true
+		}
+	}
+	return false
+}
+
+// wait waits until no batch numbered at most mark is active; false if ctx
+// ended first.
+func (f *flight) wait(ctx context.Context, mark uint64) bool {
+	for {
+		f.mu.Lock()
+		if !f.pendingLocked(mark) {
+			f.mu.Unlock()
+			return true
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
