@@ -44,7 +44,10 @@ type Options struct {
 	// the trigger and check paths, are cached (default 2 s): a revoked key
 	// stops working, and a change made on another node is seen, within it.
 	AuthCacheTTL time.Duration
-	// Observer receives counters; nil discards them.
+	// Guards are the abuse and fraud controls (guard.go); nil: none.
+	Guards *Guards
+	// Observer receives counters; nil discards them. An Observer that is
+	// also a GuardObserver sees the guards' refusals.
 	Observer Observer
 	Logger   *slog.Logger
 }
