@@ -20,6 +20,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+	fraud         *fraudMetrics // fraud.go
 }
 
 var _ service.Observer = (*Metrics)(nil)
@@ -43,6 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
 	}
+	m.fraud = newFraudMetrics(reg)
 	if reg != nil {
 		m.verifications = register(reg, m.verifications)
 		m.requests = register(reg, m.requests)

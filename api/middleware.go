@@ -203,6 +203,7 @@ func (s *Server) authed(h apiFunc) http.Handler {
 			return
 		}
 		stateOf(r.Context()).accountID = acct.ID
+		r = withEndUser(r) // D14 headers, bot-check token, SDK retry mark
 		if err := h(w, r, acct); err != nil {
 			s.writeError(w, r, err)
 		}

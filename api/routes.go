@@ -48,6 +48,8 @@ func (s *Server) routes() {
 	m.Handle("POST /v2/webhook_deliveries/{id}/actions/redeliver", s.authed(s.handleWebhookRedeliver))
 	m.Handle("GET /v2/webhook_keys", s.authed(s.handleWebhookKeys))
 
+	s.adminRoutes(m) // operator: fraud blocks (fraud.go)
+
 	m.HandleFunc("GET /healthz", s.handleHealthz)
 	m.HandleFunc("GET /readyz", s.handleReadyz)
 	if s.gather != nil {

@@ -26,6 +26,9 @@ type Options struct {
 	// Metrics are the counters the server records into; nil: NewMetrics
 	// on Registerer. Pass the same value as the service's Observer.
 	Metrics *Metrics
+	// AdminToken authenticates the operator's admin routes (fraud blocks);
+	// empty: those routes answer 404.
+	AdminToken string
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -35,6 +38,8 @@ type Server struct {
 	metrics *Metrics
 	gather  prometheus.Gatherer
 	mux     *http.ServeMux
+	// adminToken is Options.AdminToken.
+	adminToken string
 
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -62,7 +67,7 @@ func New(svc *service.Service, opts Options) *Server {
 	}
 	s := &Server{
 		svc: svc, log: opts.Logger, metrics: opts.Metrics, gather: opts.Gatherer,
-		mux: http.NewServeMux(), ridPrefix: newRequestIDPrefix(),
+		mux: http.NewServeMux(), ridPrefix: newRequestIDPrefix(), adminToken: opts.AdminToken,
 	}
 	s.routes()
 	return s

@@ -63,10 +63,14 @@ func (s *Server) trigger(ch verifyd.Channel) apiFunc {
 		if ch == verifyd.Flashcall {
 			b.CustomCode = nil // no custom code for flash calls (§3.2, D12)
 		}
-		v, err := s.svc.Trigger(r.Context(), acct, service.TriggerRequest{
+		req := service.TriggerRequest{
 			Channel: ch, PhoneNumber: *b.PhoneNumber, ProfileID: *b.VerifyProfileID,
 			TimeoutSecs: b.TimeoutSecs, CustomCode: b.CustomCode, Extension: b.Extension,
-		})
+		}
+		if key := r.Header.Get(headerIdempotencyKey); key != "" {
+			return s.triggerReplayable(w, r, acct, key, req, b.CustomCode) // D13 (fraud.go)
+		}
+		v, err := s.svc.Trigger(r.Context(), acct, req)
 		if err != nil {
 			return err
 		}
