@@ -1,6 +1,7 @@
-// Package redis holds what verifyd nodes must share through Redis: for now
-// the cluster-wide rate limiter. Every node that points at the same Redis
-// (and prefix) enforces the same limits, exactly.
+// Package redis holds what verifyd nodes must share through Redis: the
+// cluster-wide rate limiter and the fraud state (FraudStore: per-prefix
+// statistics, blocks, the spend ledger). Every node that points at the same
+// Redis (and prefix) enforces the same limits, exactly.
 //
 // Supported: one Redis server, or a primary behind Sentinel. Not Redis
 // Cluster: a decision touches all its keys in one script, and Cluster
