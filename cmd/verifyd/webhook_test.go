@@ -186,6 +186,18 @@ func (e *webhookEnv) verify(t *testing.T, profile, phone, code string) string {
 		t.Fatalf("trigger: %d %v", st, out)
 	}
 	id := out["data"].(map[string]any)["id"].(string)
+	// A user types the code after it arrived: check once it was sent, so
+	// verify.sent happens before verify.completed.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, out = e.srv.do(t, e.key, "GET", "/v2/webhook_deliveries?filter[event_type]=verify.sent&filter[verification_id]="+id, "")
+		if m, _ := out["meta"].(map[string]any); m != nil && m["total_results"] == float64(1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verification %s not sent: %v", id, out)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
 	st, out = e.srv.do(t, e.key, "POST", "/v2/verifications/by_phone_number/"+phone+"/actions/verify",
 		fmt.Sprintf(`{"code":%q,"verify_profile_id":%q}`, code, profile))
 	if st != 200 || out["data"].(map[string]any)["response_code"] != "accepted" {
