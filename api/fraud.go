@@ -81,7 +81,8 @@ func (s *Server) triggerReplayable(w http.ResponseWriter, r *http.Request, acct 
 
 // Admin API: fraud blocks and monitor-mode figures, for the operator (not
 // an account: blocks are per prefix and global). Authenticated by the
-// --admin-token bearer; without one configured the routes answer 404.
+// --admin-token bearer (Options.AdminToken, else the service's); without
+// one configured the routes answer 404.
 
 // adminRoutes wires the operator routes.
 func (s *Server) adminRoutes(m *http.ServeMux) {
@@ -94,11 +95,15 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 // admin authenticates the operator's token in constant time.
 func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.adminToken == "" {
+		token := s.adminToken
+		if token == "" {
+			token = s.svc.AdminToken()
+		}
+		if token == "" {
 			s.writeError(w, r, errRouteNotFound)
 			return
 		}
-		got, want := sha256.Sum256([]byte(bearer(r))), sha256.Sum256([]byte(s.adminToken))
+		got, want := sha256.Sum256([]byte(bearer(r))), sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			s.writeError(w, r, &verifyd.Error{Code: verifyd.EUNAUTHORIZED, Message: "The admin token is missing or wrong."})
 			return

@@ -436,7 +436,7 @@ describe('verifyd through the official Telnyx SDK', { skip }, () => {
     );
   });
 
-  test('duplicate POSTs: Idempotency-Key replays the first response (D13)', { todo: 'issue 5 (fraud controls) builds this' }, async () => {
+  test('duplicate POSTs: Idempotency-Key replays the first response (D13)', async () => {
     const phone = ukMobile();
     const body = { phone_number: phone, verify_profile_id: profile.id };
     const key = `interop-${RUN}-${randomUUID()}`;
@@ -447,7 +447,7 @@ describe('verifyd through the official Telnyx SDK', { skip }, () => {
     assert.equal(list.data.length, 1, 'one verification, one code sent');
   });
 
-  test('duplicate POSTs: an SDK retry of a trigger whose response was lost sends no second code (D13)', { todo: 'issue 5 (fraud controls) builds this' }, async () => {
+  test('duplicate POSTs: an SDK retry of a trigger whose response was lost sends no second code (D13)', async () => {
     // A fetch that delivers the first trigger to the server, then loses its
     // response; the SDK retries with X-Stainless-Retry-Count: 1.
     let lost = false;
@@ -524,7 +524,7 @@ describe('verifyd through the official Telnyx SDK', { skip }, () => {
     await apiError(a.verifyProfiles.create({}), Telnyx.UnprocessableEntityError, 422, '10004');
   });
 
-  test('policy: empty whitelisted_destinations (operator default) denies all → 422 V0001 (D24)', { todo: 'issue 5 (fraud controls) builds this' }, async () => {
+  test('policy: empty whitelisted_destinations (operator default) denies all → 422 V0001 (D24)', async () => {
     const closed = (await a.verifyProfiles.create({ name: `interop-${RUN}-closed` })).data;
     assert.deepEqual(closed.sms.whitelisted_destinations, [], 'shipped operator default is empty');
     try {
@@ -542,7 +542,7 @@ describe('verifyd through the official Telnyx SDK', { skip }, () => {
     }
   });
 
-  test('policy: SMS to a landline → 422 V0002', { todo: 'issue 5 (fraud controls) builds this' }, async () => {
+  test('policy: SMS to a landline → 422 V0002', async () => {
     // +44 20 7946 0xxx: a valid London fixed-line number (Ofcom drama range).
     const e = await apiError(
       a.verifications.triggerSMS({ phone_number: '+442079460123', verify_profile_id: profile.id }),

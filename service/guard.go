@@ -32,6 +32,13 @@ type Guards struct {
 	// ("captcha_required": true in the channel object). Nil: such
 	// profiles cannot trigger (a configuration error, logged, 500).
 	Captcha *fraud.CaptchaVerifier
+	// DefaultDestinations, if not nil, replaces Options.DefaultDestinations
+	// (SetGuards): the one operator default the API shows and the
+	// allowlist enforces.
+	DefaultDestinations []string
+	// AdminToken authenticates the operator's admin API (fraud blocks);
+	// empty: no admin API.
+	AdminToken string
 }
 
 var defaultLimits = DefaultLimits()
@@ -456,4 +463,24 @@ func (s *Service) fraudGuard() (*fraud.Guard, error) {
 		return nil, verifyd.Errorf(verifyd.ENOTFOUND, "The fraud guard is not enabled.")
 	}
 	return s.opts.Guards.Fraud, nil
+}
+
+// SetGuards installs the guards and, when g.DefaultDestinations is not nil,
+// the operator default for whitelisted_destinations (D24). Call it before
+// the service serves requests (cmd/verifyd builds the guards after opening
+// the store).
+func (s *Service) SetGuards(g *Guards) {
+	s.opts.Guards = g
+	if g != nil && g.DefaultDestinations != nil {
+		s.opts.DefaultDestinations = g.DefaultDestinations
+	}
+}
+
+// AdminToken returns the operator's admin token (Guards.AdminToken), ""
+// when none is configured.
+func (s *Service) AdminToken() string {
+	if s.opts.Guards == nil {
+		return ""
+	}
+	return s.opts.Guards.AdminToken
 }

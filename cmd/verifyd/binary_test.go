@@ -151,7 +151,7 @@ func TestKill9_EveryAcceptedVerificationDeliveredOnce(t *testing.T) {
 	db, out := filepath.Join(dir, "v.db"), filepath.Join(dir, "console.jsonl")
 	key := lastLine(t, "apikey", "create", "--name", "t", "--db", db)
 	srv := startServer(t, "--db", db, "--console-out", out)
-	code, body := srv.do(t, key, "POST", "/v2/verify_profiles", `{"name":"crash"}`)
+	code, body := srv.do(t, key, "POST", "/v2/verify_profiles", `{"name":"crash","sms":{"whitelisted_destinations":["GB"]}}`)
 	if code != 200 {
 		t.Fatalf("create profile: %d %v", code, body)
 	}

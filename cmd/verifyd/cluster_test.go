@@ -48,7 +48,7 @@ func startCluster(t *testing.T, n int) *cluster {
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, startServer(t, c.args...))
 	}
-	code, body := c.nodes[0].do(t, c.key, "POST", "/v2/verify_profiles", `{"name":"cluster"}`)
+	code, body := c.nodes[0].do(t, c.key, "POST", "/v2/verify_profiles", `{"name":"cluster","sms":{"whitelisted_destinations":["GB"]}}`)
 	if code != 200 {
 		t.Fatalf("create profile: %d %v", code, body)
 	}

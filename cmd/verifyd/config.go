@@ -34,6 +34,9 @@ type config struct {
 	WebhookMaxBackoff  time.Duration
 	WebhookConcurrency int
 	WebhookPerEndpoint int
+
+	// Abuse and fraud controls (fraudconfig.go).
+	Fraud fraudConfig
 }
 
 func defaultConfig() config {
@@ -80,6 +83,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	durVar(fs, env, &c.WebhookMaxBackoff, "webhook-max-backoff", "VERIFYD_WEBHOOK_MAX_BACKOFF", "longest webhook retry delay (VERIFYD_WEBHOOK_MAX_BACKOFF)")
 	intVar(fs, env, &c.WebhookConcurrency, "webhook-concurrency", "VERIFYD_WEBHOOK_CONCURRENCY", "webhook POSTs in flight per node (VERIFYD_WEBHOOK_CONCURRENCY)")
 	intVar(fs, env, &c.WebhookPerEndpoint, "webhook-per-endpoint", "VERIFYD_WEBHOOK_PER_ENDPOINT", "webhook POSTs in flight per receiver host (VERIFYD_WEBHOOK_PER_ENDPOINT)")
+	c.Fraud.flags(fs, env)
 	return fs
 }
 
@@ -123,6 +127,9 @@ func (c *config) webhookAllow() ([]netip.Prefix, error) {
 
 func (c *config) validate() error {
 	if _, err := c.webhookAllow(); err != nil {
+		return err
+	}
+	if err := c.Fraud.validate(); err != nil {
 		return err
 	}
 	if c.WebhookAttempts < 1 || c.WebhookAttempts > 20 {

@@ -74,6 +74,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer a.store.Close()
 
+	// Abuse and fraud controls: in process, or shared through --redis.
+	guards, closeGuards, err := a.cfg.Fraud.build(a.log, metrics)
+	if err != nil {
+		return err
+	}
+	defer closeGuards()
+	a.svc.SetGuards(guards)
+
 	// First start: a default account and its first key, shown once.
 	acct, created, err := a.defaultAccount(ctx)
 	if err != nil {
