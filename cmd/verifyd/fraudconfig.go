@@ -21,6 +21,7 @@ import (
 // test_numbers).
 type fraudConfig struct {
 	Redis         string // redis:// URL: limiter and fraud state shared by the cluster; empty: in process
+	RedisPrefix   string // key prefix in Redis; nodes of one cluster share it
 	AdminToken    string
 	Destinations  string // operator default for whitelisted_destinations, comma-separated; empty: deny all (D24)
 	Limits        string // overrides of service.DefaultLimits: "phone=3/10m+5/1h,ip=off"
@@ -36,6 +37,7 @@ type fraudConfig struct {
 func (f *fraudConfig) flags(fs *flag.FlagSet, env func(string, string) string) {
 	f.PrefixDigits = fraud.DefaultPrefixConfig().Digits
 	fs.StringVar(&f.Redis, "redis", env("VERIFYD_REDIS_URL", f.Redis), "Redis URL for rate limits and fraud state shared by a cluster; default: in process (VERIFYD_REDIS_URL)")
+	fs.StringVar(&f.RedisPrefix, "redis-prefix", env("VERIFYD_REDIS_PREFIX", "verifyd:"), "prefix of every Redis key; clusters sharing one Redis need their own (VERIFYD_REDIS_PREFIX)")
 	fs.StringVar(&f.AdminToken, "admin-token", env("VERIFYD_ADMIN_TOKEN", f.AdminToken), "bearer token of the operator admin API (/v2/admin/fraud/...); default: no admin API (VERIFYD_ADMIN_TOKEN)")
 	fs.StringVar(&f.Destinations, "default-destinations", env("VERIFYD_DEFAULT_DESTINATIONS", f.Destinations), "operator default whitelisted_destinations, comma-separated country codes or *; default none = deny all (VERIFYD_DEFAULT_DESTINATIONS)")
 	fs.StringVar(&f.Limits, "limits", env("VERIFYD_LIMITS", f.Limits), "rate limits replacing the defaults by name, e.g. phone=3/10m+5/1h,ip=10/1h,session=off (VERIFYD_LIMITS)")
@@ -155,11 +157,11 @@ func (f *fraudConfig) build(log *slog.Logger, m guardMetrics) (g *service.Guards
 		mem := fraud.NewMemStore()
 		store, g.Limiter = mem, ratelimit.New(ratelimit.Options{})
 	} else {
-		rs, err := redis.OpenFraud(f.Redis, redis.FraudOptions{})
+		rs, err := redis.OpenFraud(f.Redis, redis.FraudOptions{Prefix: f.RedisPrefix + "fraud:"})
 		if err != nil {
 			return nil, nil, err
 		}
-		rl, err := redis.New(f.Redis, redis.Options{OnError: func(err error) { log.Error("redis limiter", "error", err) }})
+		rl, err := redis.New(f.Redis, redis.Options{Prefix: f.RedisPrefix + "rl:", OnError: func(err error) { log.Error("redis limiter", "error", err) }})
 		if err != nil {
 			rs.Close()
 			return nil, nil, err
