@@ -17,8 +17,11 @@ type verificationJSON struct {
 	CustomCode      *string         `json:"custom_code"`
 	Status          verifyd.Status  `json:"status"`
 	TimeoutSecs     int             `json:"timeout_secs"`
-	CreatedAt       string          `json:"created_at"`
-	UpdatedAt       string          `json:"updated_at"`
+	// DeliveryStatus is a verifyd extension (as in webhook payloads, D33):
+	// null until a sender took the message.
+	DeliveryStatus *string `json:"delivery_status"`
+	CreatedAt      string  `json:"created_at"`
+	UpdatedAt      string  `json:"updated_at"`
 }
 
 // toVerification renders v; customCode is echoed only by the trigger
@@ -28,8 +31,15 @@ func toVerification(v *verifyd.Verification, customCode *string) verificationJSO
 		ID: v.ID, RecordType: "verification", Type: v.Type, PhoneNumber: v.PhoneNumber,
 		VerifyProfileID: v.ProfileID, CustomCode: customCode, Status: v.Status,
 		TimeoutSecs: v.TimeoutSecs, CreatedAt: verifyd.FormatTime(v.CreatedAt),
-		UpdatedAt: verifyd.FormatTime(v.UpdatedAt),
+		UpdatedAt: verifyd.FormatTime(v.UpdatedAt), DeliveryStatus: deliveryStatus(v),
 	}
+}
+
+func deliveryStatus(v *verifyd.Verification) *string {
+	if v.DeliveryStatus == "" {
+		return nil
+	}
+	return &v.DeliveryStatus
 }
 
 // triggerBody is a trigger request (§3.2). Decoded into a struct, not a

@@ -10,7 +10,7 @@ import (
 var reTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$`)
 
 var verificationKeys = []string{"id", "record_type", "type", "phone_number", "verify_profile_id",
-	"custom_code", "status", "timeout_secs", "created_at", "updated_at"}
+	"custom_code", "status", "timeout_secs", "delivery_status", "created_at", "updated_at"}
 
 func TestVerification_Trigger(t *testing.T) {
 	e := newEnv(t)

@@ -26,6 +26,9 @@ type config struct {
 	MaxAttempts   int
 	Retention     time.Duration
 	ShutdownGrace time.Duration
+	// ConfigFile is the YAML file of senders and routes (configfile.go);
+	// empty: the console sender for every channel.
+	ConfigFile string
 
 	// Webhook delivery (D34, D36).
 	WebhookAllow       string // comma-separated CIDRs (or "loopback", "private") webhooks may reach besides public addresses
@@ -67,6 +70,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	}
 	fs.DurationVar(&c.JobLease, "job-lease", lease, "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
 	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
+	fs.StringVar(&c.ConfigFile, "config", env("VERIFYD_CONFIG", c.ConfigFile), "YAML file of senders (SMPP, Twilio, Telnyx, SIP) and routes; default: the console sender (VERIFYD_CONFIG)")
 	fs.StringVar(&c.ConsoleOut, "console-out", env("VERIFYD_CONSOLE_OUT", c.ConsoleOut), "console sender output file; default standard output (VERIFYD_CONSOLE_OUT)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("VERIFYD_DEBUG_ADDR", c.DebugAddr), "if set, serve net/http/pprof on this (loopback) address (VERIFYD_DEBUG_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("VERIFYD_LOG_LEVEL", c.LogLevel), "debug, info, warn or error (VERIFYD_LOG_LEVEL)")

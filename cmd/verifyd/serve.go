@@ -16,7 +16,6 @@ import (
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/api"
-	"github.com/verifyd/verifyd/console"
 	"github.com/verifyd/verifyd/service"
 	"github.com/verifyd/verifyd/webhook"
 )
@@ -29,7 +28,7 @@ type app struct {
 	log   *slog.Logger
 }
 
-func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr io.Writer, obs service.Observer) (*app, error) {
+func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr io.Writer, obs service.Observer, mods ...func(*service.Options)) (*app, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -42,7 +41,11 @@ func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr
 	if err != nil {
 		return nil, err
 	}
-	svc := service.New(store, keys, service.Options{MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention, Logger: log, Observer: obs})
+	opts := service.Options{MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention, Logger: log, Observer: obs}
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	svc := service.New(store, keys, opts)
 	return &app{cfg: cfg, store: store, svc: svc, log: log}, nil
 }
 
@@ -68,7 +71,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
-	a, err := openApp(ctx, cfg, getenv, stderr, metrics)
+	var fc *fileConfig // senders and routes; nil: the console sender
+	if cfg.ConfigFile != "" {
+		var err error
+		if fc, err = loadConfigFile(cfg.ConfigFile, getenv); err != nil {
+			return err
+		}
+	}
+	a, err := openApp(ctx, cfg, getenv, stderr, metrics, fc.serviceOptions)
 	if err != nil {
 		return err
 	}
@@ -95,16 +105,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "Created account %q (%s). Its API key, shown once — keep it:\n%s\n", acct.Name, acct.ID, secret)
 	}
 
-	var sender verifyd.Sender
-	if out := a.cfg.ConsoleOut; console.IsStdout(out) {
-		sender = console.New(stdout)
-	} else {
-		cs, err := console.Open(out)
-		if err != nil {
-			return err
-		}
-		defer cs.Close()
-		sender = cs
+	// Senders: closed after the worker stopped (defers run after it).
+	senders, err := openDelivery(fc, a.cfg, a.svc, reg, a.log, stdout)
+	if err != nil {
+		return err
+	}
+	defer senders.close()
+	if err := senders.start(context.WithoutCancel(ctx)); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", a.cfg.Addr)
@@ -112,7 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.New(a.svc, api.Options{Logger: a.log, Registerer: reg, Gatherer: reg, Metrics: metrics}),
+		Handler:           senders.handler(api.New(a.svc, api.Options{Logger: a.log, Registerer: reg, Gatherer: reg, Metrics: metrics})),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -120,7 +128,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	worker := a.svc.NewWorker(sender, service.WorkerOptions{Lease: a.cfg.JobLease})
+	worker := a.svc.NewWorker(senders.sender, senders.workerOptions(a.cfg.JobLease))
 	worker.Start(context.WithoutCancel(ctx))
 
 	allow, _ := a.cfg.webhookAllow() // validated by openApp
@@ -138,7 +146,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("listening", "addr", ln.Addr().String(), "sender", "console")
+	a.log.Info("listening", "addr", ln.Addr().String(), "sender", senders.describe())
 
 	select {
 	case err = <-errc:
