@@ -190,10 +190,12 @@ func (s *Sender) Sent(_ context.Context, id string) (bool, error) {
 // Send places a voice call (m.Channel call) or a flash call (flashcall).
 //
 // Voice: answered and played → Status DeliveryDelivered. Busy, no answer,
-// rejected (4xx, 6xx) or a hang-up before the code was heard → a permanent
-// *verifyd.Error with code ECHANNEL naming the SIP cause. Trunk unreachable,
-// no response, 5xx, 408 or an authentication failure (401, 407, 403) → a
-// plain error, so the router may try another sender.
+// rejected (4xx, 6xx) or a hang-up before the code was heard → Status
+// DeliveryFailed (the call left; the sender's log names the SIP cause).
+// Trunk unreachable, no response, 5xx, 408 or an authentication failure
+// (401, 407, 403) → a plain error, so the router may try another sender. A
+// message that cannot be called at all (bad number, extension or flash
+// caller ID) → a permanent *verifyd.Error with code ECHANNEL.
 //
 // Flash: the far end rang (180/183), or answered (hung up at once) → Status
 // DeliveryDelivered; only 100 Trying before the ring timeout → DeliverySent.
@@ -266,7 +268,15 @@ func (s *Sender) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 			c.abandon()
 		}
 	}
-	return c.result()
+	res, err := c.result()
+	if verifyd.ErrorCode(err) == verifyd.ECHANNEL {
+		// The trunk took the call; the callee's side refused or missed it.
+		// That is a delivery failure (API.md D7: the verification stays
+		// pending, verify.failed), not a send failure: no other route. run
+		// logged the SIP cause.
+		return c.ok(verifyd.DeliveryFailed), nil
+	}
+	return res, err
 }
 
 // newCallID returns a random Call-ID, known before the INVITE so the journal

@@ -161,10 +161,7 @@ func TestSender_Voice(t *testing.T) {
 		peer := startSipp(t, "uas_busy.xml")
 		s := openSender(t, testConfig(t, peer.port))
 		m := voiceMessage("job-busy")
-		_, err := s.Send(context.Background(), m)
-		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "486") {
-			t.Fatalf("Send error %v, want permanent with SIP 486", err)
-		}
+		mustFailDelivery(t, s, m)
 		peer.mustSucceed(t)
 		// The delivery job is never called twice, even if asked again.
 		res, err := s.Send(context.Background(), m)
@@ -177,10 +174,7 @@ func TestSender_Voice(t *testing.T) {
 		t.Parallel()
 		peer := startSipp(t, "uas_auth407_busy.xml")
 		s := openSender(t, testConfig(t, peer.port))
-		_, err := s.Send(context.Background(), voiceMessage("job-407"))
-		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "486") {
-			t.Fatalf("Send error %v, want permanent busy after answering the 407", err)
-		}
+		mustFailDelivery(t, s, voiceMessage("job-407")) // busy after answering the 407
 		peer.mustSucceed(t)
 		if got := peer.logged(t, "PROXY-AUTH-USER"); got != "verifyd" {
 			t.Fatalf("Proxy-Authorization username %q", got)
@@ -207,10 +201,7 @@ func TestSender_Voice(t *testing.T) {
 		cfg.RingTimeout = time.Second
 		s := openSender(t, cfg)
 		start := time.Now()
-		_, err := s.Send(context.Background(), voiceMessage("job-noanswer"))
-		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "no answer") {
-			t.Fatalf("Send error %v, want permanent no answer", err)
-		}
+		mustFailDelivery(t, s, voiceMessage("job-noanswer"))
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("Send took %s with a 1 s ring timeout", d)
 		}
@@ -225,12 +216,9 @@ func TestSender_Voice(t *testing.T) {
 		s := openSender(t, cfg)
 		m := voiceMessage("job-slowcancel")
 		start := time.Now()
-		_, err := s.Send(context.Background(), m)
+		mustFailDelivery(t, s, m)
 		if d := time.Since(start); d > 2500*time.Millisecond {
 			t.Fatalf("Send took %s with a 1.5 s call timeout", d)
-		}
-		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "no answer") {
-			t.Fatalf("Send error %v, want permanent no answer", err)
 		}
 		// The CANCEL's tail goes on under the sender and completes.
 		peer.mustSucceed(t)
@@ -264,10 +252,7 @@ func TestSender_Voice(t *testing.T) {
 		peer := startSipp(t, "uas_answer_hangup.xml")
 		s := openSender(t, testConfig(t, peer.port))
 		start := time.Now()
-		_, err := s.Send(context.Background(), voiceMessage("job-hangup"))
-		if verifyd.ErrorCode(err) != verifyd.ECHANNEL || !strings.Contains(verifyd.ErrorMessage(err), "hung up") {
-			t.Fatalf("Send error %v, want permanent hung up", err)
-		}
+		mustFailDelivery(t, s, voiceMessage("job-hangup"))
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("Send took %s: playback did not stop at the far end's BYE", d)
 		}
@@ -371,5 +356,19 @@ func TestSender_RefusesOtherChannels(t *testing.T) {
 	m.Extension = "12x"
 	if _, err := s.Send(context.Background(), m); verifyd.ErrorCode(err) != verifyd.ECHANNEL {
 		t.Fatalf("Send error %v, want ECHANNEL for a bad extension", err)
+	}
+}
+
+// mustFailDelivery sends m and expects the call to have left and failed at
+// the callee's side: Status delivery_failed, the Call-ID as the provider
+// message id, and the call journalled as placed (never called again).
+func mustFailDelivery(t *testing.T, s *Sender, m *verifyd.Message) {
+	t.Helper()
+	res, err := s.Send(context.Background(), m)
+	if err != nil || res.Status != verifyd.DeliveryFailed || res.ProviderMessageID == "" {
+		t.Fatalf("Send = %+v, %v; want delivery_failed", res, err)
+	}
+	if ok, _ := s.Sent(context.Background(), m.ID); !ok {
+		t.Fatal("Sent = false for a call that reached the callee's side")
 	}
 }
