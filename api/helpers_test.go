@@ -72,7 +72,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	keys, err := service.NewKeys([][]byte{bytes.Repeat([]byte{7}, 32)}, nil)
+	keys, err := service.NewKeys([][]byte{bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}

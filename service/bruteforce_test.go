@@ -62,7 +62,7 @@ func TestBruteForce_BudgetAcrossResendsIPsAndNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	keys, _ := service.NewKeys([][]byte{make([]byte, 32)}, nil)
+	keys, _ := service.NewKeys([][]byte{make([]byte, 32)})
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	node := func() *service.Service {
 		fs, err := redis.OpenFraud(url, redis.FraudOptions{Prefix: prefix + "fraud:"})

@@ -34,7 +34,7 @@ func BenchmarkTrigger(b *testing.B) {
 			defer store.Close()
 			key := make([]byte, 32)
 			_, _ = rand.Read(key)
-			keys, _ := service.NewKeys([][]byte{key}, nil)
+			keys, _ := service.NewKeys([][]byte{key})
 			opts := service.Options{}
 			if guarded {
 				cfg := fraud.DefaultConfig()

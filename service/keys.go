@@ -3,7 +3,6 @@ package service
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,16 +15,15 @@ import (
 type Keys struct {
 	server  [][]byte
 	sealers []cipher.AEAD
-	Signing ed25519.PrivateKey
 }
 
-// NewKeys builds Keys from server keys (current first, each ≥ 32 bytes) and
-// the webhook signing key.
-func NewKeys(serverKeys [][]byte, signing ed25519.PrivateKey) (*Keys, error) {
+// NewKeys builds Keys from server keys (current first, each ≥ 32 bytes).
+// Webhook signing keys are per account, stored sealed under these.
+func NewKeys(serverKeys [][]byte) (*Keys, error) {
 	if len(serverKeys) == 0 {
 		return nil, errors.New("no server key")
 	}
-	k := &Keys{Signing: signing}
+	k := &Keys{}
 	for _, sk := range serverKeys {
 		if len(sk) < 32 {
 			return nil, errors.New("server key shorter than 32 bytes")

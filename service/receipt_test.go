@@ -47,7 +47,7 @@ func newReceiptFixture(t *testing.T) *receiptFixture {
 	t.Cleanup(func() { st.Close() })
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	keys, err := service.NewKeys([][]byte{key}, nil)
+	keys, err := service.NewKeys([][]byte{key})
 	if err != nil {
 		t.Fatal(err)
 	}

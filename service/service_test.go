@@ -68,7 +68,7 @@ func newFixture(t *testing.T, opts service.Options) *fixture {
 	t.Cleanup(func() { store.Close() })
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	keys, err := service.NewKeys([][]byte{key}, nil)
+	keys, err := service.NewKeys([][]byte{key})
 	if err != nil {
 		t.Fatal(err)
 	}

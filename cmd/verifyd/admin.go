@@ -125,11 +125,10 @@ func account(ctx context.Context, args []string, getenv func(string) string, std
 // afterwards; remove old keys from the file once the longest timeout passed.
 func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rotate" {
-		return errors.New("usage: verifyd keys rotate [--signing]")
+		return errors.New("usage: verifyd keys rotate")
 	}
 	cfg := defaultConfig()
 	fs := cfg.flags("keys rotate", getenv, stderr)
-	signing := fs.Bool("signing", false, "also replace the webhook signing key")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -141,9 +140,6 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	kf.ServerKeys = append([]string{newKey()}, kf.ServerKeys...)
-	if *signing {
-		kf.SigningKey = newKey()
-	}
 	if err := writeKeyFile(cfg.KeysFile, kf, false); err != nil {
 		return err
 	}

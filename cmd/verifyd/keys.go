@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -19,23 +18,21 @@ import (
 // that codes and queued jobs made before a rotation still verify and send.
 type keyFile struct {
 	ServerKeys []string `json:"server_keys"` // base64, 32 bytes each
-	SigningKey string   `json:"signing_key"` // base64 Ed25519 seed, 32 bytes
+	// SigningKey is read and kept but unused: key files written before
+	// webhook keys became per account (stored sealed in the database) have it.
+	SigningKey string `json:"signing_key,omitempty"`
 }
 
 // loadKeys takes keys from the environment (VERIFYD_SERVER_KEYS: base64
-// keys separated by commas, current first; VERIFYD_SIGNING_KEY) or from the
-// key file, which is created on first start.
+// keys separated by commas, current first) or from the key file, which is
+// created on first start.
 func loadKeys(path string, getenv func(string) string) (*service.Keys, error) {
 	var kf keyFile
 	if env := getenv("VERIFYD_SERVER_KEYS"); env != "" {
 		kf.ServerKeys = strings.Split(env, ",")
-		kf.SigningKey = getenv("VERIFYD_SIGNING_KEY")
-		if kf.SigningKey == "" {
-			return nil, errors.New("VERIFYD_SERVER_KEYS is set but VERIFYD_SIGNING_KEY is not")
-		}
 	} else {
 		if path == "" {
-			return nil, errors.New("with a PostgreSQL --db every node needs the same keys: give --keys FILE (VERIFYD_KEYS_FILE) or VERIFYD_SERVER_KEYS and VERIFYD_SIGNING_KEY")
+			return nil, errors.New("with a PostgreSQL --db every node needs the same keys: give --keys FILE (VERIFYD_KEYS_FILE) or VERIFYD_SERVER_KEYS")
 		}
 		var err error
 		if kf, err = readOrCreateKeyFile(path); err != nil {
@@ -54,11 +51,7 @@ func (kf keyFile) keys() (*service.Keys, error) {
 		}
 		server = append(server, b)
 	}
-	seed, err := base64.StdEncoding.DecodeString(kf.SigningKey)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, errors.New("signing key is not a 32-byte base64 Ed25519 seed")
-	}
-	return service.NewKeys(server, ed25519.NewKeyFromSeed(seed))
+	return service.NewKeys(server)
 }
 
 func newKey() string {
@@ -71,7 +64,7 @@ func readOrCreateKeyFile(path string) (keyFile, error) {
 	var kf keyFile
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		kf = keyFile{ServerKeys: []string{newKey()}, SigningKey: newKey()}
+		kf = keyFile{ServerKeys: []string{newKey()}}
 		return kf, writeKeyFile(path, kf, true)
 	}
 	if err != nil {
