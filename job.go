@@ -45,7 +45,8 @@ type ClaimParams struct {
 	Limit  int
 }
 
-// DeliveryAttempt records one hand-over of a message to a sender.
+// DeliveryAttempt records one try of one sender for a message: every
+// sender a router tried for it gets its own, in order.
 type DeliveryAttempt struct {
 	ID                string
 	VerificationID    string
@@ -53,9 +54,13 @@ type DeliveryAttempt struct {
 	Sender            string
 	ProviderMessageID string
 	Parts             int
-	Outcome           string // a delivery status, or "error"
-	Error             string
-	At                time.Time
+	// Outcome is a delivery status (the sender took the message: sent, or
+	// later a receipt's status; sending_failed for the last try of a job
+	// that failed for good), "error" (the sender failed; the next one or a
+	// retry took over) or "skipped" (its circuit was open).
+	Outcome string
+	Error   string
+	At      time.Time
 }
 
 // JobOutcome is how a worker finishes a claimed job (JobStore.FinishJobs).
@@ -75,7 +80,10 @@ type JobOutcome struct {
 	// FailVerification turns a pending verification into error (reason
 	// sending_failed, with verify.completed).
 	FailVerification bool
-	Attempt          *DeliveryAttempt
+	// Attempts are the delivery attempts of this run of the job, in order
+	// (each sender a router tried, the last one being the one whose result
+	// the outcome reports). They are recorded in the same transaction.
+	Attempts []*DeliveryAttempt
 }
 
 // JobStore is the durable queue.

@@ -38,6 +38,24 @@ type Sender interface {
 	Send(ctx context.Context, m *Message) (*SendResult, error)
 }
 
+// AttemptSender is an optional Sender capability of a sender that tries
+// other senders in turn (the router): SendAttempts is Send, plus every try
+// it made, in order, so the worker records each one (sender, provider
+// message id, parts, outcome) and not only the last. Attempts carry
+// Sender, ProviderMessageID, Parts, Outcome, Error and At; the caller fills
+// in the IDs. A result or error is as from Send; the attempts may be empty
+// (no route).
+type AttemptSender interface {
+	Sender
+	SendAttempts(ctx context.Context, m *Message) (*SendResult, []*DeliveryAttempt, error)
+}
+
+// Attempt outcomes besides the delivery statuses (DeliveryAttempt.Outcome).
+const (
+	AttemptError   = "error"
+	AttemptSkipped = "skipped"
+)
+
 // Reconciler is an optional Sender capability: after a worker died between
 // sending and recording, it tells whether message id already left.
 type Reconciler interface {

@@ -57,6 +57,18 @@ type Verification struct {
 	ExpiresAt        time.Time
 }
 
+// CompletedDeliveryStatus is the delivery status a verification keeps when
+// it leaves pending with delivery status cur (D33): a message that is still
+// only sent (no receipt came, whatever the outcome) becomes
+// delivery_unconfirmed, shown in verify.completed with no event of its own;
+// every other status stays. A later receipt still moves it (ReceiptMoves).
+func CompletedDeliveryStatus(cur string) string {
+	if cur == DeliverySent {
+		return DeliveryUnconfirmed
+	}
+	return cur
+}
+
 // PendingExpired reports whether v is still recorded pending but its expiry
 // has passed at now.
 func (v *Verification) PendingExpired(now time.Time) bool {

@@ -192,10 +192,10 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 		default:
 			doneIDs = append(doneIDs, o.JobID)
 		}
-		if a := o.Attempt; a != nil {
+		for _, a := range o.Attempts {
 			id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
 			if id == "" {
-				id = verifyd.NewID()
+				id = verifyd.NewOrderedID()
 			}
 			if vid == "" {
 				vid = h.verificationID

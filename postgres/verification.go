@@ -50,10 +50,12 @@ const (
 	qLockProfilePhone = `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`
 )
 
-// completeV moves v out of pending to status with reason at now and
-// returns its verify.completed event (the caller saves both).
+// completeV moves v out of pending to status with reason at now (a
+// delivery still only sent becomes delivery_unconfirmed, D33) and returns
+// its verify.completed event (the caller saves both).
 func completeV(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) *verifyd.Event {
 	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
+	v.DeliveryStatus = verifyd.CompletedDeliveryStatus(v.DeliveryStatus)
 	return verifyd.NewEvent(verifyd.EventCompleted, v, now)
 }
 

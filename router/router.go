@@ -79,7 +79,8 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// Router is a verifyd.Sender and verifyd.Reconciler over named senders. It
+// Router is a verifyd.Sender, verifyd.AttemptSender and verifyd.Reconciler
+// over named senders. It
 // is safe for concurrent use.
 type Router struct {
 	routes   []route
@@ -189,17 +190,42 @@ func (r *Router) match(m *verifyd.Message) *route {
 // refusal; when every sender failed or was skipped, a transient error
 // naming each of them.
 func (r *Router) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendResult, error) {
+	res, _, err := r.SendAttempts(ctx, m)
+	return res, err
+}
+
+// SendAttempts is Send, returning also each sender's try, in order (see
+// verifyd.AttemptSender): "error" for a failure, "skipped" for an open
+// circuit, the result's status (sent) for the sender that took it. Each
+// try is also reported to Config.Observe as it ends.
+func (r *Router) SendAttempts(ctx context.Context, m *verifyd.Message) (*verifyd.SendResult, []*verifyd.DeliveryAttempt, error) {
 	rt := r.match(m)
 	if rt == nil {
-		return nil, verifyd.Errorf(verifyd.ECHANNEL, "No route for %s messages to this destination.", cmp.Or(string(m.Channel), string(verifyd.SMS)))
+		return nil, nil, verifyd.Errorf(verifyd.ECHANNEL, "No route for %s messages to this destination.", cmp.Or(string(m.Channel), string(verifyd.SMS)))
 	}
 	var failures []string
+	var tries []*verifyd.DeliveryAttempt
+	report := func(a Attempt, at time.Time, status string) {
+		r.report(a)
+		outcome := a.Outcome
+		switch a.Outcome {
+		case OutcomeSent:
+			outcome = cmp.Or(status, verifyd.DeliverySent)
+		case OutcomeError:
+			outcome = verifyd.AttemptError
+		case OutcomeSkipped:
+			outcome = verifyd.AttemptSkipped
+		}
+		tries = append(tries, &verifyd.DeliveryAttempt{Sender: a.Sender, ProviderMessageID: a.ProviderMessageID,
+			Parts: a.Parts, Outcome: outcome, Error: a.Error, At: at})
+	}
 	for _, name := range rt.senders {
 		a := Attempt{MessageID: m.ID, Channel: m.Channel, Route: rt.name, Sender: name}
 		b := r.breakers[name]
-		if !b.allow(r.now()) {
+		at := r.now()
+		if !b.allow(at) {
 			a.Outcome, a.Error = OutcomeSkipped, "circuit open"
-			r.report(a)
+			report(a, at, "")
 			failures = append(failures, name+": circuit open")
 			continue
 		}
@@ -208,37 +234,37 @@ func (r *Router) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 		case err == nil:
 			b.succeeded()
 			a.Outcome, a.ProviderMessageID, a.Parts = OutcomeSent, res.ProviderMessageID, res.Parts
-			r.report(a)
+			report(a, at, res.Status)
 			if res.Sender == "" {
 				res.Sender = name
 			}
-			return res, nil
+			return res, tries, nil
 		case verifyd.ErrorCode(err) == verifyd.ECHANNEL:
 			// The sender is up and refused the message for good.
 			b.succeeded()
 			a.Outcome, a.Error, a.Permanent = OutcomeError, err.Error(), true
-			r.report(a)
-			return nil, err
+			report(a, at, "")
+			return nil, tries, err
 		case errors.Is(ctx.Err(), context.Canceled):
 			// The caller gave up (shutdown): no word on the sender.
 			b.abandoned()
 			a.Outcome, a.Error = OutcomeError, err.Error()
-			r.report(a)
-			return nil, fmt.Errorf("router: %s message %s: %s: %w", rt.name, m.ID, name, err)
+			report(a, at, "")
+			return nil, tries, fmt.Errorf("router: %s message %s: %s: %w", rt.name, m.ID, name, err)
 		default:
 			if b.failed(r.now()) {
 				r.log.WarnContext(ctx, "sender circuit open", "sender", name, "until", r.now().Add(b.cooldown))
 			}
 			a.Outcome, a.Error = OutcomeError, err.Error()
-			r.report(a)
+			report(a, at, "")
 			failures = append(failures, name+": "+err.Error())
 			r.log.WarnContext(ctx, "sender failed; trying the next", "route", rt.name, "sender", name, "message", m.ID, "err", err.Error())
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("router: %s message %s: no time left after %s", rt.name, m.ID, strings.Join(failures, "; "))
+				return nil, tries, fmt.Errorf("router: %s message %s: no time left after %s", rt.name, m.ID, strings.Join(failures, "; "))
 			}
 		}
 	}
-	return nil, fmt.Errorf("router: no sender of route %s took message %s: %s", rt.name, m.ID, strings.Join(failures, "; "))
+	return nil, tries, fmt.Errorf("router: no sender of route %s took message %s: %s", rt.name, m.ID, strings.Join(failures, "; "))
 }
 
 // attempt runs one sender's Send, timing it into a.
@@ -297,6 +323,6 @@ func (r *Router) State(name string) string {
 }
 
 var (
-	_ verifyd.Sender     = (*Router)(nil)
-	_ verifyd.Reconciler = (*Router)(nil)
+	_ verifyd.AttemptSender = (*Router)(nil)
+	_ verifyd.Reconciler    = (*Router)(nil)
 )

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -317,11 +318,13 @@ type finished struct {
 // deliver sends one job and returns the outcome to record. m is the job's
 // message when it was handed off in the clear; otherwise the sealed payload
 // is opened.
+//
+// Every try is recorded: a sender that tries others in turn (the router,
+// verifyd.AttemptSender) reports each of them, and they all go into the
+// outcome's Attempts; any other sender's send is one attempt.
 func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message) finished {
 	now := w.svc.opts.Now().UTC()
 	out := verifyd.JobOutcome{JobID: j.ID, Worker: w.opts.ID, Now: now}
-	attempt := &verifyd.DeliveryAttempt{ID: verifyd.NewOrderedID(), VerificationID: j.VerificationID, JobID: j.ID, At: now}
-	out.Attempt = attempt
 
 	var msg verifyd.Message
 	var err error
@@ -334,41 +337,79 @@ func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message
 	}
 	if err != nil {
 		// Sealed under a key we no longer have: it can never be sent.
-		return w.fail(out, attempt, "", "payload cannot be opened: "+err.Error())
+		return w.fail(j, out, nil, "", "payload cannot be opened: "+err.Error())
 	}
 	if j.InDoubt {
 		if rec, ok := w.sender.(verifyd.Reconciler); ok {
 			if sent, rerr := rec.Sent(ctx, j.ID); rerr == nil && sent {
-				attempt.Outcome, attempt.Sender = verifyd.DeliverySent, "reconciled"
+				out.Attempts = w.attempts(j, now, []*verifyd.DeliveryAttempt{{Sender: "reconciled", Outcome: verifyd.DeliverySent}})
 				out.DeliveryStatus = verifyd.DeliverySent
 				return finished{out, msg.Channel}
 			}
 		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.opts.SendTimeout)
-	res, err := w.sender.Send(sctx, &msg)
+	var res *verifyd.SendResult
+	var tries []*verifyd.DeliveryAttempt
+	if as, ok := w.sender.(verifyd.AttemptSender); ok {
+		res, tries, err = as.SendAttempts(sctx, &msg)
+	} else {
+		res, err = w.sender.Send(sctx, &msg)
+	}
 	cancel()
+	if err == nil && res == nil {
+		err = verifyd.Errorf(verifyd.EINTERNAL, "sender returned no result")
+	}
 	if err == nil {
-		attempt.Sender, attempt.ProviderMessageID, attempt.Parts = res.Sender, res.ProviderMessageID, res.Parts
-		attempt.Outcome = res.Status
-		if attempt.Outcome == "" {
-			attempt.Outcome = verifyd.DeliverySent
+		status := cmp.Or(res.Status, verifyd.DeliverySent)
+		if len(tries) == 0 {
+			tries = []*verifyd.DeliveryAttempt{{Sender: res.Sender, ProviderMessageID: res.ProviderMessageID, Parts: res.Parts}}
 		}
-		out.DeliveryStatus = attempt.Outcome
+		// The last try is the one that took the message.
+		last := tries[len(tries)-1]
+		last.Sender, last.Outcome = cmp.Or(res.Sender, last.Sender), status
+		out.Attempts = w.attempts(j, now, tries)
+		out.DeliveryStatus = status
 		return finished{out, msg.Channel}
 	}
 	permanent := verifyd.ErrorCode(err) == verifyd.ECHANNEL
 	if permanent || j.Attempt >= j.MaxAttempts {
-		return w.fail(out, attempt, msg.Channel, err.Error())
+		return w.fail(j, out, w.attempts(j, now, tries), msg.Channel, err.Error())
 	}
-	attempt.Outcome, attempt.Error = "error", err.Error()
+	if len(tries) == 0 {
+		tries = []*verifyd.DeliveryAttempt{{Outcome: verifyd.AttemptError, Error: err.Error()}}
+	}
+	out.Attempts = w.attempts(j, now, tries)
 	out.Retry, out.Error = true, err.Error()
 	out.RetryAt = now.Add(w.backoff(j.Attempt))
 	return finished{out, ""}
 }
 
-func (w *Worker) fail(out verifyd.JobOutcome, attempt *verifyd.DeliveryAttempt, ch verifyd.Channel, reason string) finished {
-	attempt.Outcome, attempt.Error = verifyd.DeliverySendingFailed, reason
+// attempts fills in the IDs (and a missing time: now) of tries of job j.
+func (w *Worker) attempts(j *verifyd.Job, now time.Time, tries []*verifyd.DeliveryAttempt) []*verifyd.DeliveryAttempt {
+	for _, a := range tries {
+		a.ID, a.VerificationID, a.JobID = verifyd.NewOrderedID(), j.VerificationID, j.ID
+		if a.At.IsZero() {
+			a.At = now
+		} else {
+			a.At = a.At.UTC()
+		}
+	}
+	return tries
+}
+
+// fail finishes a job that will never be sent. The last attempt that
+// reached a sender (an error) becomes sending_failed with reason; with
+// none (no route, payload unreadable, every circuit open) one attempt
+// without a sender records it.
+func (w *Worker) fail(j *verifyd.Job, out verifyd.JobOutcome, tries []*verifyd.DeliveryAttempt, ch verifyd.Channel, reason string) finished {
+	if n := len(tries); n > 0 && tries[n-1].Outcome == verifyd.AttemptError {
+		tries[n-1].Outcome, tries[n-1].Error = verifyd.DeliverySendingFailed, reason
+	} else {
+		tries = append(tries, &verifyd.DeliveryAttempt{ID: verifyd.NewOrderedID(), VerificationID: j.VerificationID, JobID: j.ID,
+			Outcome: verifyd.DeliverySendingFailed, Error: reason, At: out.Now})
+	}
+	out.Attempts = tries
 	out.Dead, out.Error = true, reason
 	out.DeliveryStatus = verifyd.DeliverySendingFailed
 	out.FailVerification = true

@@ -160,8 +160,8 @@ func BenchmarkTriggerAndDeliver(b *testing.B) {
 // deliveredOutcome is the outcome service.Worker records for a job sent.
 func deliveredOutcome(j *verifyd.Job, now time.Time) verifyd.JobOutcome {
 	return verifyd.JobOutcome{JobID: j.ID, Worker: j.LockedBy, Now: now, DeliveryStatus: verifyd.DeliverySent,
-		Attempt: &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: j.VerificationID, JobID: j.ID,
-			Sender: "console", ProviderMessageID: "msg-" + j.ID[:8], Parts: 1, Outcome: verifyd.DeliverySent, At: now}}
+		Attempts: []*verifyd.DeliveryAttempt{{ID: verifyd.NewID(), VerificationID: j.VerificationID, JobID: j.ID,
+			Sender: "console", ProviderMessageID: "msg-" + j.ID[:8], Parts: 1, Outcome: verifyd.DeliverySent, At: now}}}
 }
 
 // finishBench finishes a claimed batch as service.Worker does: one

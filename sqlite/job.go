@@ -231,21 +231,8 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 			errs[i] = verifyd.ErrLeaseLost
 			continue
 		}
-		if a := o.Attempt; a != nil {
-			id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
-			if id == "" {
-				id = verifyd.NewID()
-			}
-			if vid == "" {
-				vid = h.verificationID
-			}
-			if jid == "" {
-				jid = o.JobID
-			}
-			if at.IsZero() {
-				at = o.Now
-			}
-			attempts = append(attempts, id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at))
+		for _, a := range o.Attempts {
+			attempts = append(attempts, attemptRow(o, a, h.verificationID)...)
 			nAttempts++
 		}
 		if o.DeliveryStatus == "" || h.verificationID == "" {
@@ -361,28 +348,36 @@ func (w *wtx) finishJob(o verifyd.JobOutcome) error {
 		return err
 	}
 
-	if a := o.Attempt; a != nil {
-		id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
-		if id == "" {
-			id = verifyd.NewID()
-		}
-		if vid == "" {
-			vid = verificationID
-		}
-		if jid == "" {
-			jid = o.JobID
-		}
-		if at.IsZero() {
-			at = o.Now
-		}
+	for _, a := range o.Attempts {
 		if _, err := w.exec(`INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
 			provider_message_id, parts, outcome, error, at)
 			VALUES (?1, ?2, (SELECT seq FROM verifications WHERE id = ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
-			id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at)); err != nil {
+			attemptRow(&o, a, verificationID)...); err != nil {
 			return err
 		}
 	}
 	return w.recordDelivery(&o, verificationID, accountID)
+}
+
+// attemptRow returns the 9 values of a's delivery_attempts row (id,
+// verification_id, job_id, sender, provider_message_id, parts, outcome,
+// error, at), defaulting what a leaves out from its outcome o and job's
+// verification.
+func attemptRow(o *verifyd.JobOutcome, a *verifyd.DeliveryAttempt, verificationID string) []any {
+	id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
+	if id == "" {
+		id = verifyd.NewOrderedID()
+	}
+	if vid == "" {
+		vid = verificationID
+	}
+	if jid == "" {
+		jid = o.JobID
+	}
+	if at.IsZero() {
+		at = o.Now
+	}
+	return []any{id, vid, jid, a.Sender, a.ProviderMessageID, a.Parts, a.Outcome, a.Error, tm(at)}
 }
 
 // recordDelivery records o's delivery status (with its event) on the

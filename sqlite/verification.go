@@ -43,10 +43,10 @@ const (
 // SET, and status is in the partial index.
 
 // saveCompletion writes what complete changes: status, reason, attempts
-// (an accept counts one) and updated_at.
+// (an accept counts one), delivery status (D33) and updated_at.
 func (w *wtx) saveCompletion(v *verifyd.Verification) error {
-	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, updated_at = ?
-		WHERE id = ?`, v.Status, v.Attempts, v.CompletionReason, tm(v.UpdatedAt), v.ID)
+	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, delivery_status = ?,
+		updated_at = ? WHERE id = ?`, v.Status, v.Attempts, v.CompletionReason, v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
 	return err
 }
 
@@ -74,10 +74,12 @@ func (w *wtx) insertEvent(e *verifyd.Event) error {
 	return err
 }
 
-// complete moves v out of pending to status with reason at now, saves it
-// and writes its verify.completed event.
+// complete moves v out of pending to status with reason at now (a delivery
+// still only sent becomes delivery_unconfirmed, D33), saves it and writes
+// its verify.completed event.
 func (w *wtx) complete(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) error {
 	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
+	v.DeliveryStatus = verifyd.CompletedDeliveryStatus(v.DeliveryStatus)
 	if err := w.saveCompletion(v); err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func testJob(t *testing.T, open Opener) {
 
 		// w1 lost its lease: its outcome changes nothing.
 		err := finishJob(s, verifyd.JobOutcome{JobID: j.ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliverySent,
-			Attempt: &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: v.ID, JobID: j.ID, Sender: "console", Outcome: "sent", At: now}})
+			Attempts: []*verifyd.DeliveryAttempt{{ID: verifyd.NewID(), VerificationID: v.ID, JobID: j.ID, Sender: "console", Outcome: "sent", At: now}}})
 		wantCode(t, "FinishJob after losing the lease", err, verifyd.ECONFLICT)
 		if verifyd.ErrorMessage(err) != verifyd.ErrorMessage(verifyd.ErrLeaseLost) {
 			t.Fatalf("FinishJob after losing the lease: %v, want ErrLeaseLost", err)
@@ -263,7 +263,7 @@ func testJob(t *testing.T, open Opener) {
 		att := &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: v.ID, JobID: j.ID, Sender: "smpp-main",
 			ProviderMessageID: "msg-1", Parts: 2, Outcome: verifyd.DeliverySent, At: now}
 		wantNoErr(t, "FinishJob sent", finishJob(s, verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: now,
-			DeliveryStatus: verifyd.DeliverySent, Attempt: att}))
+			DeliveryStatus: verifyd.DeliverySent, Attempts: []*verifyd.DeliveryAttempt{att}}))
 		got := MustGetVerification(t, s, v.AccountID, v.ID)
 		wantStatus(t, got, verifyd.StatusPending, "")
 		if got.DeliveryStatus != verifyd.DeliverySent {
@@ -294,8 +294,8 @@ func testJob(t *testing.T, open Opener) {
 		now := T0.Add(time.Second)
 		wantNoErr(t, "FinishJob failed", finishJob(s, verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: now, Dead: true,
 			Error: "no route", DeliveryStatus: verifyd.DeliverySendingFailed, FailVerification: true,
-			Attempt: &verifyd.DeliveryAttempt{ID: verifyd.NewID(), VerificationID: v.ID, JobID: j.ID, Sender: "router",
-				Outcome: "error", Error: "no route", At: now}}))
+			Attempts: []*verifyd.DeliveryAttempt{{ID: verifyd.NewID(), VerificationID: v.ID, JobID: j.ID, Sender: "router",
+				Outcome: "error", Error: "no route", At: now}}}))
 		got := MustGetVerification(t, s, v.AccountID, v.ID)
 		wantStatus(t, got, verifyd.StatusError, verifyd.ReasonSendingFailed)
 		if got.DeliveryStatus != verifyd.DeliverySendingFailed || !got.UpdatedAt.Equal(now) {
@@ -350,11 +350,11 @@ func testJob(t *testing.T, open Opener) {
 		sent1, retry2, dead3 := att(1, verifyd.DeliverySent), att(2, "error"), att(3, verifyd.DeliverySendingFailed)
 		retryAt := now.Add(lease / 2) // before w2's lease lapses
 		outs := []verifyd.JobOutcome{
-			{JobID: j[0].ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliverySent, Attempt: att(0, verifyd.DeliverySent)},
-			{JobID: j[1].ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliverySent, Attempt: sent1},
-			{JobID: j[2].ID, Worker: "w1", Now: now, Retry: true, RetryAt: retryAt, Error: "busy", Attempt: retry2},
+			{JobID: j[0].ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliverySent, Attempts: []*verifyd.DeliveryAttempt{att(0, verifyd.DeliverySent)}},
+			{JobID: j[1].ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliverySent, Attempts: []*verifyd.DeliveryAttempt{sent1}},
+			{JobID: j[2].ID, Worker: "w1", Now: now, Retry: true, RetryAt: retryAt, Error: "busy", Attempts: []*verifyd.DeliveryAttempt{retry2}},
 			{JobID: j[3].ID, Worker: "w1", Now: now, Dead: true, Error: "no route", DeliveryStatus: verifyd.DeliverySendingFailed,
-				FailVerification: true, Attempt: dead3},
+				FailVerification: true, Attempts: []*verifyd.DeliveryAttempt{dead3}},
 			{JobID: j[4].ID, Worker: "w1", Now: now},
 			{JobID: j[1].ID, Worker: "w1", Now: now, DeliveryStatus: verifyd.DeliveryDelivered}, // finished above
 		}

@@ -20,8 +20,8 @@ func sentVia(t *testing.T, s verifyd.Store, p *verifyd.Profile, phone, sender, m
 	at := T0.Add(time.Second)
 	wantNoErr(t, "FinishJob", finishJob(s, verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: at,
 		DeliveryStatus: verifyd.DeliverySent,
-		Attempt: &verifyd.DeliveryAttempt{ID: verifyd.NewOrderedID(), VerificationID: v.ID, JobID: j.ID,
-			Sender: sender, ProviderMessageID: msgID, Parts: 1, Outcome: verifyd.DeliverySent, At: at}}))
+		Attempts: []*verifyd.DeliveryAttempt{{ID: verifyd.NewOrderedID(), VerificationID: v.ID, JobID: j.ID,
+			Sender: sender, ProviderMessageID: msgID, Parts: 1, Outcome: verifyd.DeliverySent, At: at}}}))
 	return v
 }
 
