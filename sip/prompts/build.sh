@@ -7,8 +7,12 @@
 #
 # Layout (the same one an operator's own recordings must follow):
 #   <lang>/intro.wav  <lang>/0.wav ... <lang>/9.wav
+#
+# Usage: build.sh [OUTDIR]   (default: this directory, the embedded prompts)
 set -euo pipefail
-cd "$(dirname "$0")"
+out=${1:-$(dirname "$0")}
+mkdir -p "$out"
+cd "$out"
 
 command -v espeak-ng >/dev/null || { echo "espeak-ng missing: apt-get install -y espeak-ng sox" >&2; exit 1; }
 command -v sox >/dev/null || { echo "sox missing: apt-get install -y espeak-ng sox" >&2; exit 1; }
