@@ -118,6 +118,11 @@ type WebhookStore interface {
 	// failed deliveries matching f (f.State narrows it), due at now, and
 	// returns how many. Pending ones are left alone.
 	RedeliverWebhooks(ctx context.Context, accountID string, f WebhookFilter, now time.Time) (int, error)
+	// PauseWebhooks makes events of the profile written before until first
+	// due at until instead of at once: the deliverer calls it when the
+	// profile's receiver is saturated, so new events wait without costing a
+	// claim each. Events already written are not moved.
+	PauseWebhooks(ctx context.Context, profileID string, until time.Time) error
 
 	// ListWebhookKeys returns the account's keys, oldest first.
 	ListWebhookKeys(ctx context.Context, accountID string) ([]*WebhookKey, error)

@@ -91,6 +91,13 @@ func whState(profile string) string {
 	return `coalesce((SELECT 'pending' FROM profiles WHERE profiles.id = ` + profile + ` AND profiles.webhook_url <> ''), '')`
 }
 
+// whNext is when a new event's delivery is first due: at once (the zero
+// time), unless the deliverer paused the profile's receiver (PauseWebhooks).
+func whNext(profile string) string {
+	return `coalesce((SELECT profiles.wh_paused_until FROM profiles WHERE profiles.id = ` + profile +
+		` AND profiles.webhook_url <> ''), '0001-01-01 00:00:00+00')`
+}
+
 // insertEvents queues the insert of evs, in order, each with its webhook
 // state (whState).
 func insertEvents(t *txn, evs []*verifyd.Event) {
@@ -99,8 +106,8 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 		return
 	case 1:
 		e := evs[0]
-		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, `+whState("$3")+`)`,
+		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
+			wh_next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, `+whState("$3")+`, `+whNext("$3")+`)`,
 			e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
 		return
 	}
@@ -111,8 +118,9 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 		ids[i], accounts[i], profiles[i], vids[i], types[i] = e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type
 		at[i], payloads[i] = e.OccurredAt, e.Payload
 	}
-	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state)
-		SELECT id, acc, prof, vid, typ, at, payload, `+whState("prof")+`
+	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
+		wh_next_at)
+		SELECT id, acc, prof, vid, typ, at, payload, `+whState("prof")+`, `+whNext("prof")+`
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
 			WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
 		ORDER BY n`, ids, accounts, profiles, vids, types, at, payloads)

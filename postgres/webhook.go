@@ -373,3 +373,10 @@ func (s *Store) DeleteWebhookKey(ctx context.Context, accountID, keyID string) e
 	}
 	return nil
 }
+
+// PauseWebhooks makes the profile's events written before until first due
+// at until (events already written are left as they are).
+func (s *Store) PauseWebhooks(ctx context.Context, profileID string, until time.Time) error {
+	_, err := s.exec(ctx, `UPDATE profiles SET wh_paused_until = $1 WHERE id = $2`, until, profileID)
+	return err
+}

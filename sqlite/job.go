@@ -286,7 +286,7 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		}
 		e := verifyd.NewEvent(typ, v, at[v.ID])
 		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload,
-			e.ProfileID)
+			e.ProfileID, e.ProfileID)
 		nEvents++
 	}
 	if err := rows.Err(); err != nil {
@@ -297,9 +297,9 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		return err
 	}
 	if nEvents > 0 {
-		row := "(?, ?, ?, ?, ?, ?, ?, ?, " + whStateExpr + ")"
+		row := "(?, ?, ?, ?, ?, ?, ?, ?, " + whStateExpr + ", " + whNextExpr + ")"
 		if _, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
-			occurred_at, payload, wh_state) VALUES `+strings.TrimSuffix(strings.Repeat(row+",", nEvents), ","),
+			occurred_at, payload, wh_state, wh_next_at) VALUES `+strings.TrimSuffix(strings.Repeat(row+",", nEvents), ","),
 			events...); err != nil {
 			return err
 		}

@@ -68,8 +68,9 @@ func (w *wtx) saveDelivery(v *verifyd.Verification) error {
 // insertEvent appends e to the event log, keyed by its verification's seq.
 func (w *wtx) insertEvent(e *verifyd.Event) error {
 	_, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
-		occurred_at, payload, wh_state) VALUES (?1, ?2, ?3, ?4, (SELECT seq FROM verifications WHERE id = ?4), ?5, ?6, ?7,
-		coalesce((SELECT 'pending' FROM profiles WHERE id = ?3 AND webhook_url != ''), ''))`,
+		occurred_at, payload, wh_state, wh_next_at) VALUES (?1, ?2, ?3, ?4, (SELECT seq FROM verifications WHERE id = ?4),
+		?5, ?6, ?7, coalesce((SELECT 'pending' FROM profiles WHERE id = ?3 AND webhook_url != ''), ''),
+		coalesce((SELECT wh_paused_until FROM profiles WHERE id = ?3 AND webhook_url != ''), 0))`,
 		e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, tm(e.OccurredAt), e.Payload)
 	return err
 }

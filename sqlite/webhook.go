@@ -15,6 +15,12 @@ import (
 // else none. It takes the profile ID as its one parameter.
 const whStateExpr = `coalesce((SELECT 'pending' FROM profiles WHERE id = ? AND webhook_url != ''), '')`
 
+// whNextExpr is when a new event's delivery is first due: at once (0),
+// unless the deliverer paused the profile's receiver (PauseWebhooks), so a
+// saturated receiver's new events cost no claim until it may have room.
+// It takes the profile ID as its one parameter.
+const whNextExpr = `coalesce((SELECT wh_paused_until FROM profiles WHERE id = ? AND webhook_url != ''), 0)`
+
 const (
 	eventDeliveryCols = `e.id, e.account_id, e.profile_id, e.verification_id, e.type, e.occurred_at, e.payload,
 	e.wh_state, e.wh_attempts, e.wh_round_start, e.wh_next_at, e.wh_last_error, e.wh_updated_at`
@@ -296,6 +302,15 @@ func (s *Store) DeleteWebhookKey(ctx context.Context, accountID, keyID string) e
 			return &keep{verifyd.Errorf(verifyd.ECONFLICT, "The active signing key cannot be deleted; promote another key first.")}
 		}
 		_, err = w.exec(`DELETE FROM webhook_keys WHERE id = ?`, keyID)
+		return err
+	})
+}
+
+// PauseWebhooks makes the profile's events written before until first due
+// at until (events already written are left as they are).
+func (s *Store) PauseWebhooks(ctx context.Context, profileID string, until time.Time) error {
+	return s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(`UPDATE profiles SET wh_paused_until = ? WHERE id = ?`, tm(until), profileID)
 		return err
 	})
 }

@@ -236,6 +236,30 @@ func testWebhook(t *testing.T, open Opener) {
 		}
 	})
 
+	subtest(t, open, "Pause", func(t *testing.T, s verifyd.Store) {
+		a := MustCreateAccount(t, s)
+		p := MustCreateProfile(t, s, a.ID, "P", T0, withWebhook("https://hooks.example/a", ""))
+		sentEvent(t, s, p, "+15550000008") // written before the pause: due at once
+		until := T0.Add(time.Minute)
+		wantNoErr(t, "PauseWebhooks", s.PauseWebhooks(ctx, p.ID, until))
+		v := NewVerification(p, "+15550000009", T0)
+		MustCreateVerification(t, s, v)
+		mustAccept(t, s, v, T0.Add(2*time.Second)) // verify.completed, written during the pause
+		got := mustClaimWebhooks(t, s, "n1", T0.Add(3*time.Second), time.Second, 10)
+		if len(got) != 1 || got[0].Event.Type != verifyd.EventSent {
+			t.Fatalf("claimed during the pause: %d", len(got))
+		}
+		wantNoErr(t, "FinishWebhooks", finishWebhook(s, verifyd.WebhookOutcome{EventID: got[0].Event.ID, Worker: "n1",
+			Now: T0.Add(3 * time.Second), State: verifyd.WebhookDelivered}))
+		if got := mustClaimWebhooks(t, s, "n1", until.Add(-time.Millisecond), time.Second, 10); len(got) != 0 {
+			t.Fatalf("claimed before the pause ended: %d", len(got))
+		}
+		got = mustClaimWebhooks(t, s, "n1", until, time.Second, 10)
+		if len(got) != 1 || got[0].Event.VerificationID != v.ID {
+			t.Fatalf("claimed when the pause ended: %d, want the paused event", len(got))
+		}
+	})
+
 	subtest(t, open, "Keys", func(t *testing.T, s verifyd.Store) {
 		a, b := MustCreateAccount(t, s), MustCreateAccount(t, s)
 		key := func(acct, state string, at time.Time) *verifyd.WebhookKey {

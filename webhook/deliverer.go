@@ -56,6 +56,11 @@ type Deliverer struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 	queued    int // deliveries waiting in endpoint queues
+	// pause holds profiles whose receiver was found saturated, with when
+	// it may have room (written by run after each claim); paused what was
+	// last written, so a profile is paused again only when that runs out.
+	pause  map[string]time.Time
+	paused map[string]time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -107,7 +112,7 @@ func New(store verifyd.WebhookStore, keys Keys, client *Client, opts Options) *D
 	}
 	return &Deliverer{store: store, keys: keys, client: client, opts: opts,
 		slots: make(chan struct{}, opts.Concurrency), done: make(chan verifyd.WebhookOutcome, opts.Concurrency),
-		endpoints: map[string]*endpoint{}}
+		endpoints: map[string]*endpoint{}, pause: map[string]time.Time{}, paused: map[string]time.Time{}}
 }
 
 // Start runs the claim loop and the finisher until Stop.
@@ -175,12 +180,38 @@ func (d *Deliverer) run(ctx context.Context) {
 					left++
 				}
 			}
+			if left > 0 {
+				d.pauseProfiles(ctx)
+			}
 			if left == 0 && (n == free || n == 256) {
 				timer.Reset(0) // there may be more
 				continue
 			}
 		}
 		timer.Reset(d.opts.Poll)
+	}
+}
+
+// pauseProfiles writes the pauses dispatch asked for, each profile at most
+// once per pause it is under.
+func (d *Deliverer) pauseProfiles(ctx context.Context) {
+	d.mu.Lock()
+	todo := map[string]time.Time{}
+	for p, until := range d.pause {
+		if last, ok := d.paused[p]; !ok || !last.After(d.opts.Now()) {
+			todo[p] = until
+			d.paused[p] = until
+		}
+	}
+	clear(d.pause)
+	if len(d.paused) > 10000 {
+		clear(d.paused)
+	}
+	d.mu.Unlock()
+	for p, until := range todo {
+		if err := d.store.PauseWebhooks(ctx, p, until); err != nil && ctx.Err() == nil {
+			d.opts.Logger.Warn("webhook pause not recorded", "profile_id", p, "error", err.Error())
+		}
 	}
 }
 
@@ -240,7 +271,12 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) bo
 		// The endpoint is saturated: leave the delivery with its lease, so
 		// it comes due again when the lease lapses. No write at all: a slow
 		// receiver's backlog costs the store one claim per lease period,
-		// not a claim and a put-back each time it is looked at.
+		// not a claim and a put-back each time it is looked at. And pause
+		// the profile, so its new events are born due when the endpoint
+		// may have room instead of being claimed at once.
+		drain := time.Duration(len(ep.queue)+ep.inflight) * max(ep.latency, 100*time.Millisecond) /
+			time.Duration(d.opts.PerEndpoint)
+		d.pause[w.Event.ProfileID] = now.Add(min(max(drain, 5*time.Second), time.Minute))
 		d.mu.Unlock()
 		d.opts.Metrics.deferred.Inc()
 		return false

@@ -1,0 +1,5 @@
+-- When the deliverer finds a profile's receiver saturated it pauses the
+-- profile: events written until then are first due at wh_paused_until
+-- instead of at once, so a slow receiver's backlog costs no claims (the
+-- zero time = not paused).
+ALTER TABLE profiles ADD COLUMN wh_paused_until timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00';
