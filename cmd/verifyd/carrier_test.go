@@ -33,6 +33,8 @@ import (
 // carrierSMSC is a node-smpp SMSC under test, with its JSON event lines.
 type carrierSMSC struct {
 	port    int
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once its output is drained
 	mu      sync.Mutex
 	events  []map[string]any
 	changed chan struct{}
@@ -60,8 +62,8 @@ func startCarrierSMSC(t *testing.T, env ...string) *carrierSMSC {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &carrierSMSC{changed: make(chan struct{})}
 	done := make(chan struct{})
+	s := &carrierSMSC{cmd: cmd, exited: done, changed: make(chan struct{})}
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stdout)
@@ -125,6 +127,7 @@ func event(name string) func(map[string]any) bool {
 // and a profile whose webhooks go to a loopback receiver.
 type carrierEnv struct {
 	srv     *sdkServer
+	args    []string // of verifyd serve, to start it again on the same database
 	key     string
 	profile string
 	hooks   *hookRecorder
@@ -147,7 +150,7 @@ func startCarrierEnv(t *testing.T, config string, env []string, args ...string) 
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--config", cfgPath,
 		"--webhook-allow", "loopback", "--webhook-backoff", "100ms", "--log-level", "debug"}, args...)
 	srv := sdkStartServer(t, context.Background(), binary(t), append(os.Environ(), env...), args...)
-	e := &carrierEnv{srv: srv, key: key, hooks: hooks}
+	e := &carrierEnv{srv: srv, args: args, key: key, hooks: hooks}
 	st, body := e.do(t, "POST", "/v2/verify_profiles", fmt.Sprintf(`{"name":"Shop","webhook_url":%q,"sms":{"whitelisted_destinations":["GB","DE"]}}`, hooks.URL))
 	if st != 200 {
 		t.Fatalf("create profile: %d %v", st, body)

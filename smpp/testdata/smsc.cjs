@@ -3,11 +3,13 @@
 // It listens on 127.0.0.1:$SMSC_PORT (0 = any free port), prints
 //   {"event":"listening","port":N}
 // and then one JSON line per event (bind, submit_sm, deliver_sm_resp,
-// enquire_link, ...). Behaviour is chosen by environment variables:
+// enquire_link, ...), each with its time "ts" (Unix ms, fractional). Behaviour is chosen by environment variables:
 //   SMSC_USER / SMSC_PASS     credentials (test / secret); wrong password -> 0x0E
 //   SMSC_RECEIPTS             tlv (default): TLVs + text with the hex id;
 //                             text-dec: Appendix-B text only, id in decimal; none
 //   SMSC_DLR_STAT             receipt stat (DELIVRD)
+//   SMSC_FIRST_ID             first message_id, hex (1A2B00); a restarted SMSC
+//                             given another never reuses an id
 //   SMSC_FAIL_PART            concatenated part number whose receipt says UNDELIV
 //   SMSC_THROTTLE             answer the first N submit_sm with SMSC_THROTTLE_STATUS (0x58)
 //   SMSC_REJECT_DEST          answer submit_sm to this destination with 0x0B
@@ -34,10 +36,11 @@ const SILENT = env.SMSC_SILENT === '1';
 const DROP_AFTER = Number(env.SMSC_DROP_AFTER || 0);
 const PROBE = env.SMSC_PROBE === '1';
 
-function out(o) { process.stdout.write(JSON.stringify(o) + '\n'); }
+// Every line carries ts, the wall-clock time in milliseconds (fractional).
+function out(o) { o.ts = performance.timeOrigin + performance.now(); process.stdout.write(JSON.stringify(o) + '\n'); }
 const hex = (b) => Buffer.isBuffer(b) ? b.toString('hex') : undefined;
 
-let nextId = 0x1A2B00;
+let nextId = parseInt(env.SMSC_FIRST_ID || '1A2B00', 16);
 let sessions = 0;
 let submits = 0;
 const receivers = []; // sessions bound as receiver or transceiver
