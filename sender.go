@@ -28,7 +28,10 @@ type SendResult struct {
 	Sender            string
 	ProviderMessageID string
 	Parts             int
-	Status            string // DeliverySent or DeliveryDelivered
+	Status            string // DeliverySent, DeliveryDelivered, or DeliveryFailed (a call the callee refused)
+	// Cause says why a message the sender took failed (Status
+	// DeliveryFailed), e.g. the SIP answer; safe to show to the account.
+	Cause string
 }
 
 // Sender hands messages to a carrier. An error means the sender did not

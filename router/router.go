@@ -233,7 +233,7 @@ func (r *Router) SendAttempts(ctx context.Context, m *verifyd.Message) (*verifyd
 		switch {
 		case err == nil:
 			b.succeeded()
-			a.Outcome, a.ProviderMessageID, a.Parts = OutcomeSent, res.ProviderMessageID, res.Parts
+			a.Outcome, a.ProviderMessageID, a.Parts, a.Error = OutcomeSent, res.ProviderMessageID, res.Parts, res.Cause
 			report(a, at, res.Status)
 			if res.Sender == "" {
 				res.Sender = name

@@ -191,7 +191,7 @@ func (s *Sender) Sent(_ context.Context, id string) (bool, error) {
 //
 // Voice: answered and played → Status DeliveryDelivered. Busy, no answer,
 // rejected (4xx, 6xx) or a hang-up before the code was heard → Status
-// DeliveryFailed (the call left; the sender's log names the SIP cause).
+// DeliveryFailed (the call left) with the SIP cause in Cause.
 // Trunk unreachable, no response, 5xx, 408 or an authentication failure
 // (401, 407, 403) → a plain error, so the router may try another sender. A
 // message that cannot be called at all (bad number, extension or flash
@@ -272,9 +272,10 @@ func (s *Sender) Send(ctx context.Context, m *verifyd.Message) (*verifyd.SendRes
 	if verifyd.ErrorCode(err) == verifyd.ECHANNEL {
 		// The trunk took the call; the callee's side refused or missed it.
 		// That is a delivery failure (API.md D7: the verification stays
-		// pending, verify.failed), not a send failure: no other route. run
-		// logged the SIP cause.
-		return c.ok(verifyd.DeliveryFailed), nil
+		// pending, verify.failed), not a send failure: no other route.
+		res = c.ok(verifyd.DeliveryFailed)
+		res.Cause = verifyd.ErrorMessage(err)
+		return res, nil
 	}
 	return res, err
 }

@@ -161,7 +161,7 @@ func TestSender_Voice(t *testing.T) {
 		peer := startSipp(t, "uas_busy.xml")
 		s := openSender(t, testConfig(t, peer.port))
 		m := voiceMessage("job-busy")
-		mustFailDelivery(t, s, m)
+		mustFailDelivery(t, s, m, "SIP 486")
 		peer.mustSucceed(t)
 		// The delivery job is never called twice, even if asked again.
 		res, err := s.Send(context.Background(), m)
@@ -174,7 +174,7 @@ func TestSender_Voice(t *testing.T) {
 		t.Parallel()
 		peer := startSipp(t, "uas_auth407_busy.xml")
 		s := openSender(t, testConfig(t, peer.port))
-		mustFailDelivery(t, s, voiceMessage("job-407")) // busy after answering the 407
+		mustFailDelivery(t, s, voiceMessage("job-407"), "SIP 486") // busy after answering the 407
 		peer.mustSucceed(t)
 		if got := peer.logged(t, "PROXY-AUTH-USER"); got != "verifyd" {
 			t.Fatalf("Proxy-Authorization username %q", got)
@@ -201,7 +201,7 @@ func TestSender_Voice(t *testing.T) {
 		cfg.RingTimeout = time.Second
 		s := openSender(t, cfg)
 		start := time.Now()
-		mustFailDelivery(t, s, voiceMessage("job-noanswer"))
+		mustFailDelivery(t, s, voiceMessage("job-noanswer"), "no answer")
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("Send took %s with a 1 s ring timeout", d)
 		}
@@ -216,7 +216,7 @@ func TestSender_Voice(t *testing.T) {
 		s := openSender(t, cfg)
 		m := voiceMessage("job-slowcancel")
 		start := time.Now()
-		mustFailDelivery(t, s, m)
+		mustFailDelivery(t, s, m, "no answer")
 		if d := time.Since(start); d > 2500*time.Millisecond {
 			t.Fatalf("Send took %s with a 1.5 s call timeout", d)
 		}
@@ -252,7 +252,7 @@ func TestSender_Voice(t *testing.T) {
 		peer := startSipp(t, "uas_answer_hangup.xml")
 		s := openSender(t, testConfig(t, peer.port))
 		start := time.Now()
-		mustFailDelivery(t, s, voiceMessage("job-hangup"))
+		mustFailDelivery(t, s, voiceMessage("job-hangup"), "hung up")
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("Send took %s: playback did not stop at the far end's BYE", d)
 		}
@@ -360,13 +360,13 @@ func TestSender_RefusesOtherChannels(t *testing.T) {
 }
 
 // mustFailDelivery sends m and expects the call to have left and failed at
-// the callee's side: Status delivery_failed, the Call-ID as the provider
-// message id, and the call journalled as placed (never called again).
-func mustFailDelivery(t *testing.T, s *Sender, m *verifyd.Message) {
+// the callee's side: Status delivery_failed with cause in Cause, the Call-ID
+// as the provider message id, and the call journalled as placed (never called again).
+func mustFailDelivery(t *testing.T, s *Sender, m *verifyd.Message, cause string) {
 	t.Helper()
 	res, err := s.Send(context.Background(), m)
-	if err != nil || res.Status != verifyd.DeliveryFailed || res.ProviderMessageID == "" {
-		t.Fatalf("Send = %+v, %v; want delivery_failed", res, err)
+	if err != nil || res.Status != verifyd.DeliveryFailed || res.ProviderMessageID == "" || !strings.Contains(res.Cause, cause) {
+		t.Fatalf("Send = %+v, %v; want delivery_failed, cause naming %q", res, err, cause)
 	}
 	if ok, _ := s.Sent(context.Background(), m.ID); !ok {
 		t.Fatal("Sent = false for a call that reached the callee's side")

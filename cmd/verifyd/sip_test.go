@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	bin "encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,6 +274,40 @@ func (h *hookRecorder) waitWithin(t *testing.T, id, typ string, within time.Dura
 	}
 }
 
+// attempts returns (sender, outcome, error) of each delivery attempt of
+// verification id, read from the server's SQLite database (read-only; the
+// API does not list attempts).
+func (e *carrierEnv) attempts(t *testing.T, id string) [][3]string {
+	t.Helper()
+	args := e.srv.cmd.Args
+	i := slices.Index(args, "--db")
+	if i < 0 || i+1 >= len(args) {
+		t.Fatalf("no --db in %v", args)
+	}
+	db, err := sql.Open("sqlite", "file:"+args[i+1]+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT sender, outcome, error FROM delivery_attempts WHERE verification_id = ? ORDER BY seq`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][3]string
+	for rows.Next() {
+		var a [3]string
+		if err := rows.Scan(&a[0], &a[1], &a[2]); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // rtpTap is a UDP socket on loopback standing in for the callee's media
 // port: it counts the G.711 payload the caller sends.
 type rtpTap struct {
@@ -480,6 +516,10 @@ func TestSIP_Busy(t *testing.T) {
 	if n := len(peer.invites()); n != 1 {
 		t.Fatalf("sipp got %d INVITEs, want 1 (no failover or retry after a busy callee)", n)
 	}
+	// The attempt records the SIP cause.
+	if a := e.attempts(t, id); len(a) != 1 || a[0][0] != "trunk" || a[0][1] != "delivery_failed" || !strings.Contains(a[0][2], "SIP 486 Busy Here") {
+		t.Fatalf("delivery attempts %q, want one delivery_failed on trunk naming SIP 486 Busy Here", a)
+	}
 	e.hooks.mu.Lock()
 	for _, ev := range e.hooks.events {
 		if ev.VerificationID == id && (ev.Type == "verify.delivered" || ev.Type == "verify.completed") {
@@ -517,6 +557,9 @@ func TestSIP_Kill9MidCallNotRedialled(t *testing.T) {
 	}
 	if v := e.verification(t, id); v["status"] != "pending" {
 		t.Fatalf("verification after reconcile: %v, want pending", v)
+	}
+	if a := e.attempts(t, id); len(a) != 1 || a[0][0] != "reconciled" || a[0][1] != "sent" {
+		t.Fatalf("delivery attempts %q, want one, reconciled as sent", a)
 	}
 	// The restarted node never handed the job to the trunk sender.
 	if n := e.metric(t, `verifyd_sender_attempts_total{outcome="sent",sender="trunk"}`); n > 0 {
