@@ -435,6 +435,23 @@ func TestSIP_VoiceCall(t *testing.T) {
 	if nonSilent < payload/4 || !pts["0"] || srcs != 1 {
 		t.Fatalf("RTP: %d of %d payload bytes not silent, payload types %v, %d sources", nonSilent, payload, pts, srcs)
 	}
+	// Loopback only: SDP connection addresses and the RTP source.
+	conns := regexp.MustCompile(`(?m)^c=IN IP4 (\S+)`).FindAllStringSubmatch(peer.file("msgs.log"), -1)
+	if len(conns) < 2 {
+		t.Fatalf("%d SDP connection lines in sipp's trace, want the offer's and the answer's", len(conns))
+	}
+	for _, c := range conns {
+		if c[1] != "127.0.0.1" {
+			t.Fatalf("SDP connection address %s, want 127.0.0.1", c[1])
+		}
+	}
+	tap.mu.Lock()
+	for src := range tap.src {
+		if host, _, _ := net.SplitHostPort(src); host != "127.0.0.1" {
+			t.Errorf("RTP from %s, want 127.0.0.1", src)
+		}
+	}
+	tap.mu.Unlock()
 
 	st, body := e.do(t, "POST", "/v2/verifications/"+id+"/actions/verify", `{"code":"`+code+`"}`)
 	if st != 200 || body["data"].(map[string]any)["response_code"] != "accepted" {
