@@ -363,7 +363,7 @@ func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message
 	if err == nil {
 		status := cmp.Or(res.Status, verifyd.DeliverySent)
 		if len(tries) == 0 {
-			tries = []*verifyd.DeliveryAttempt{{Sender: res.Sender, ProviderMessageID: res.ProviderMessageID, Parts: res.Parts}}
+			tries = []*verifyd.DeliveryAttempt{{Sender: res.Sender, ProviderMessageID: res.ProviderMessageID, Parts: res.Parts, Error: res.Cause}}
 		}
 		// The last try is the one that took the message.
 		last := tries[len(tries)-1]
