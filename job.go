@@ -43,6 +43,10 @@ type ClaimParams struct {
 	Now    time.Time
 	Lease  time.Duration
 	Limit  int
+	// FreshOnly (webhook claims) takes only deliveries due since they were
+	// written — never tried, put back or paused — the cheap ones to claim
+	// while some receivers are saturated.
+	FreshOnly bool
 }
 
 // DeliveryAttempt records one try of one sender for a message: every

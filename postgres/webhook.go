@@ -45,6 +45,10 @@ func (s *Store) ClaimWebhooks(ctx context.Context, p verifyd.ClaimParams) ([]*ve
 	if p.Limit <= 0 {
 		return []*verifyd.WebhookDelivery{}, nil
 	}
+	due := p.Now
+	if p.FreshOnly {
+		due = time.Time{} // new events are due at the zero time unless born paused
+	}
 	ds, err := queryAll(ctx, s, func(r pgx.Row) (*verifyd.WebhookDelivery, error) { return scanDelivery(r) },
 		`WITH picked AS (
 			SELECT id, profile_id FROM events WHERE wh_state = 'pending' AND wh_next_at <= $1
@@ -53,7 +57,7 @@ func (s *Store) ClaimWebhooks(ctx context.Context, p verifyd.ClaimParams) ([]*ve
 		UPDATE events e SET wh_next_at = $3, wh_locked_by = $4
 		FROM picked LEFT JOIN profiles p ON p.id = picked.profile_id
 		WHERE e.id = picked.id AND e.wh_state = 'pending'
-		RETURNING `+deliveryCols, p.Now, p.Limit, p.Now.Add(p.Lease), p.Worker)
+		RETURNING `+deliveryCols, due, p.Limit, p.Now.Add(p.Lease), p.Worker)
 	if err != nil {
 		return nil, err
 	}

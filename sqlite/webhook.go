@@ -53,10 +53,14 @@ func (s *Store) ClaimWebhooks(ctx context.Context, p verifyd.ClaimParams) ([]*ve
 	}
 	// Most polls find nothing: ask the read pool first, so an idle
 	// deliverer never queues behind the writer.
+	due := tm(p.Now)
+	if p.FreshOnly {
+		due = 0 // new events are due at 0 unless born paused
+	}
 	var one int
 	err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&one) },
 		`SELECT 1 FROM events INDEXED BY events_webhook_due WHERE wh_state = 'pending' AND wh_next_at <= ? LIMIT 1`,
-		tm(p.Now))
+		due)
 	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
 		return []*verifyd.WebhookDelivery{}, nil
 	}
@@ -68,7 +72,7 @@ func (s *Store) ClaimWebhooks(ctx context.Context, p verifyd.ClaimParams) ([]*ve
 		rows, err := w.query(`UPDATE events SET wh_next_at = ?3, wh_locked_by = ?4
 			WHERE seq IN (SELECT seq FROM events INDEXED BY events_webhook_due
 				WHERE wh_state = 'pending' AND wh_next_at <= ?1 ORDER BY wh_next_at, seq LIMIT ?2)
-			RETURNING `+strings.ReplaceAll(eventDeliveryCols, "e.", ""), tm(p.Now), p.Limit, tm(p.Now.Add(p.Lease)), p.Worker)
+			RETURNING `+strings.ReplaceAll(eventDeliveryCols, "e.", ""), due, p.Limit, tm(p.Now.Add(p.Lease)), p.Worker)
 		if err != nil {
 			return err
 		}
@@ -113,9 +117,12 @@ func (s *Store) FinishWebhooks(ctx context.Context, outs []verifyd.WebhookOutcom
 			if o.Attempt != nil {
 				counted = 1
 			}
-			n, err := w.exec(`UPDATE events SET wh_state = ?, wh_next_at = ?, wh_attempts = wh_attempts + ?,
-				wh_last_error = ?, wh_updated_at = ?, wh_locked_by = ''
-				WHERE id = ? AND wh_state = 'pending' AND wh_locked_by = ?`,
+			// wh_state != '' lets SQLite use the partial index on id (it does
+			// not infer it from wh_state = 'pending'): without it every
+			// outcome scanned the event log.
+			n, err := w.exec(`UPDATE events INDEXED BY events_webhook_id SET wh_state = ?, wh_next_at = ?,
+				wh_attempts = wh_attempts + ?, wh_last_error = ?, wh_updated_at = ?, wh_locked_by = ''
+				WHERE id = ? AND wh_state != '' AND wh_state = 'pending' AND wh_locked_by = ?`,
 				o.State, tm(o.NextAt), counted, o.Error, tm(o.Now), o.EventID, o.Worker)
 			if err != nil {
 				return err

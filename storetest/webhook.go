@@ -90,6 +90,16 @@ func testWebhook(t *testing.T, open Opener) {
 		p := MustCreateProfile(t, s, a.ID, "P", T0, withWebhook("https://hooks.example/a", ""))
 		v := sentEvent(t, s, p, "+15550000003")
 		now := T0.Add(2 * time.Second)
+		fresh, err := s.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: "n1", Now: now, Lease: time.Minute, Limit: 10, FreshOnly: true})
+		if err != nil || len(fresh) != 1 {
+			t.Fatalf("fresh-only claim of a new event: %d, %v", len(fresh), err)
+		}
+		wantNoErr(t, "FinishWebhooks put back", finishWebhook(s, verifyd.WebhookOutcome{EventID: fresh[0].Event.ID,
+			Worker: "n1", Now: now, State: verifyd.WebhookPending, NextAt: now}))
+		if again, _ := s.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: "n1", Now: now, Lease: time.Minute, Limit: 10,
+			FreshOnly: true}); len(again) != 0 {
+			t.Fatal("a fresh-only claim took a put-back delivery")
+		}
 		d := mustClaimWebhooks(t, s, "n1", now, time.Minute, 10)[0]
 		retryAt := now.Add(2 * time.Second)
 		wantNoErr(t, "FinishWebhooks retry", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, Worker: "n1",
@@ -253,6 +263,11 @@ func testWebhook(t *testing.T, open Opener) {
 			Now: T0.Add(3 * time.Second), State: verifyd.WebhookDelivered}))
 		if got := mustClaimWebhooks(t, s, "n1", until.Add(-time.Millisecond), time.Second, 10); len(got) != 0 {
 			t.Fatalf("claimed before the pause ended: %d", len(got))
+		}
+		fresh, err := s.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: "n1", Now: until.Add(time.Hour), Lease: time.Second,
+			Limit: 10, FreshOnly: true})
+		if err != nil || len(fresh) != 0 {
+			t.Fatalf("a fresh-only claim took a paused event: %d, %v", len(fresh), err)
 		}
 		got = mustClaimWebhooks(t, s, "n1", until, time.Second, 10)
 		if len(got) != 1 || got[0].Event.VerificationID != v.ID {

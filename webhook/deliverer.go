@@ -157,6 +157,8 @@ func (d *Deliverer) Stop() {
 func (d *Deliverer) run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	saturated := 0 // > 0: receivers were saturated recently; full claims left before normal mode
+	probe := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,8 +170,19 @@ func (d *Deliverer) run(ctx context.Context) {
 		free := cap(d.slots) - len(d.slots)
 		n := 0
 		if free > 0 {
-			ds, err := d.store.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: d.opts.Worker, Now: d.opts.Now(),
-				Lease: d.opts.Lease, Limit: min(free, 256)})
+			// While receivers are saturated, most claims take only fresh
+			// events (cheap, and the ones most likely to go to receivers with
+			// room); every 8th also looks at retries, paused and put-back
+			// deliveries, in a small batch, so a backlog costs the store
+			// little while it cannot be sent anyway.
+			p := verifyd.ClaimParams{Worker: d.opts.Worker, Now: d.opts.Now(), Lease: d.opts.Lease, Limit: min(free, 256)}
+			if saturated > 0 {
+				probe++
+				if p.FreshOnly = probe%8 != 0; !p.FreshOnly {
+					p.Limit = min(p.Limit, 32)
+				}
+			}
+			ds, err := d.store.ClaimWebhooks(ctx, p)
 			if err != nil && ctx.Err() == nil {
 				d.opts.Logger.Warn("webhook claim failed", "error", err.Error())
 			}
@@ -182,8 +195,11 @@ func (d *Deliverer) run(ctx context.Context) {
 			}
 			if left > 0 {
 				d.pauseProfiles(ctx)
+				saturated = 8 // claims until the mode ends, unless deliveries are left again
+			} else if saturated > 0 && !p.FreshOnly {
+				saturated-- // a full claim that left nothing behind
 			}
-			if left == 0 && (n == free || n == 256) {
+			if n == p.Limit && left == 0 {
 				timer.Reset(0) // there may be more
 				continue
 			}
