@@ -49,8 +49,9 @@ type WebhookAttempt struct {
 
 // WebhookOutcome is how a deliverer finishes a claimed delivery.
 type WebhookOutcome struct {
-	EventID string
-	Worker  string
+	EventID   string
+	AccountID string // the event's account
+	Worker    string
 	Now     time.Time
 	// State is WebhookPending (try again at NextAt), WebhookDelivered or
 	// WebhookFailed.

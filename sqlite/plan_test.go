@@ -58,13 +58,13 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 		"webhookClaim": `UPDATE events SET wh_next_at = ?3, wh_locked_by = ?4
 			WHERE seq IN (SELECT seq FROM events INDEXED BY events_webhook_due
 				WHERE wh_state = 'pending' AND wh_next_at <= ?1 ORDER BY wh_next_at, seq LIMIT ?2)`,
-		"webhookFinish": `UPDATE events INDEXED BY events_webhook_id SET wh_state = ?, wh_next_at = ?,
+		"webhookFinish": `UPDATE events INDEXED BY events_webhook_account_id SET wh_state = ?, wh_next_at = ?,
 				wh_attempts = wh_attempts + ?, wh_last_error = ?, wh_updated_at = ?, wh_locked_by = ''
-				WHERE id = ? AND wh_state != '' AND wh_state = 'pending' AND wh_locked_by = ?`,
-		"webhookGet": `SELECT ` + deliveryCols + ` FROM events e INDEXED BY events_webhook_id
-			LEFT JOIN profiles p ON p.id = e.profile_id WHERE e.id = ? AND e.wh_state != '' AND e.account_id = ?`,
+				WHERE account_id = ? AND id = ? AND wh_state != '' AND wh_state = 'pending' AND wh_locked_by = ?`,
+		"webhookGet": `SELECT ` + deliveryCols + ` FROM events e INDEXED BY events_webhook_account_id
+			LEFT JOIN profiles p ON p.id = e.profile_id WHERE e.account_id = ? AND e.id = ? AND e.wh_state != ''`,
 		"webhookAttempts": `SELECT event_id FROM webhook_attempts WHERE event_id = ? ORDER BY seq`,
-		"webhookList": `SELECT ` + deliveryCols + ` FROM events e INDEXED BY events_webhook_account
+		"webhookList": `SELECT ` + deliveryCols + ` FROM events e INDEXED BY events_webhook_account_id
 			LEFT JOIN profiles p ON p.id = e.profile_id WHERE e.account_id = ? AND e.wh_state != '' ORDER BY e.seq DESC LIMIT ? OFFSET ?`,
 		"finishJob":      `SELECT verification_id, account_id FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?`,
 		"saveCompletion": `UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, updated_at = ? WHERE id = ?`,

@@ -120,10 +120,10 @@ func (s *Store) FinishWebhooks(ctx context.Context, outs []verifyd.WebhookOutcom
 			// wh_state != '' lets SQLite use the partial index on id (it does
 			// not infer it from wh_state = 'pending'): without it every
 			// outcome scanned the event log.
-			n, err := w.exec(`UPDATE events INDEXED BY events_webhook_id SET wh_state = ?, wh_next_at = ?,
+			n, err := w.exec(`UPDATE events INDEXED BY events_webhook_account_id SET wh_state = ?, wh_next_at = ?,
 				wh_attempts = wh_attempts + ?, wh_last_error = ?, wh_updated_at = ?, wh_locked_by = ''
-				WHERE id = ? AND wh_state != '' AND wh_state = 'pending' AND wh_locked_by = ?`,
-				o.State, tm(o.NextAt), counted, o.Error, tm(o.Now), o.EventID, o.Worker)
+				WHERE account_id = ? AND id = ? AND wh_state != '' AND wh_state = 'pending' AND wh_locked_by = ?`,
+				o.State, tm(o.NextAt), counted, o.Error, tm(o.Now), o.AccountID, o.EventID, o.Worker)
 			if err != nil {
 				return err
 			}
@@ -181,10 +181,12 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, accountID string, f v
 	where, args := webhookWhere(accountID, f)
 	var total int
 	if err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&total) },
-		`SELECT count(*) FROM events e INDEXED BY events_webhook_account WHERE `+where, args...); err != nil {
+		`SELECT count(*) FROM events e INDEXED BY events_webhook_account_id WHERE `+where, args...); err != nil {
 		return nil, 0, err
 	}
-	rows, err := s.query(ctx, `SELECT `+deliveryCols+` FROM events e INDEXED BY events_webhook_account
+	// The index finds the account's events; seq orders them exactly (a sort
+	// of the matching rows, which the count reads anyway).
+	rows, err := s.query(ctx, `SELECT `+deliveryCols+` FROM events e INDEXED BY events_webhook_account_id
 		LEFT JOIN profiles p ON p.id = e.profile_id
 		WHERE `+where+` ORDER BY e.seq DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
 	if err != nil {
@@ -198,8 +200,9 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, accountID string, f v
 func (s *Store) GetWebhookDelivery(ctx context.Context, accountID, eventID string) (*verifyd.WebhookDelivery, []*verifyd.WebhookAttempt, error) {
 	var d *verifyd.WebhookDelivery
 	err := s.queryRow(ctx, func(r rowScanner) (err error) { d, err = scanDelivery(r); return err },
-		`SELECT `+deliveryCols+` FROM events e INDEXED BY events_webhook_id LEFT JOIN profiles p ON p.id = e.profile_id
-		WHERE e.id = ? AND e.wh_state != '' AND e.account_id = ?`, eventID, accountID)
+		`SELECT `+deliveryCols+` FROM events e INDEXED BY events_webhook_account_id
+		LEFT JOIN profiles p ON p.id = e.profile_id
+		WHERE e.account_id = ? AND e.id = ? AND e.wh_state != ''`, accountID, eventID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -231,7 +234,7 @@ func (s *Store) RedeliverWebhooks(ctx context.Context, accountID string, f verif
 	err := s.write(ctx, func(w *wtx) (err error) {
 		n, err = w.exec(`UPDATE events SET wh_state = 'pending', wh_round_start = wh_attempts, wh_next_at = ?,
 			wh_locked_by = '', wh_updated_at = ?
-			WHERE seq IN (SELECT e.seq FROM events e INDEXED BY events_webhook_account
+			WHERE seq IN (SELECT e.seq FROM events e INDEXED BY events_webhook_account_id
 				WHERE `+where+` AND e.wh_state IN ('delivered', 'failed'))`,
 			append([]any{tm(now), tm(now)}, args...)...)
 		return err

@@ -78,7 +78,7 @@ func testWebhook(t *testing.T, open Opener) {
 			t.Fatalf("lapsed lease not claimed again: %d", len(again))
 		}
 		// The first holder lost it.
-		err := finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, Worker: "n1", Now: T0.Add(time.Hour),
+		err := finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, AccountID: d.Event.AccountID, Worker: "n1", Now: T0.Add(time.Hour),
 			State: verifyd.WebhookDelivered, Attempt: attemptAt(d, d.URL, 200, T0.Add(time.Hour))})
 		if err != verifyd.ErrLeaseLost {
 			t.Fatalf("finish by the lapsed holder: %v, want ErrLeaseLost", err)
@@ -94,7 +94,7 @@ func testWebhook(t *testing.T, open Opener) {
 		if err != nil || len(fresh) != 1 {
 			t.Fatalf("fresh-only claim of a new event: %d, %v", len(fresh), err)
 		}
-		wantNoErr(t, "FinishWebhooks put back", finishWebhook(s, verifyd.WebhookOutcome{EventID: fresh[0].Event.ID,
+		wantNoErr(t, "FinishWebhooks put back", finishWebhook(s, verifyd.WebhookOutcome{EventID: fresh[0].Event.ID, AccountID: fresh[0].Event.AccountID,
 			Worker: "n1", Now: now, State: verifyd.WebhookPending, NextAt: now}))
 		if again, _ := s.ClaimWebhooks(ctx, verifyd.ClaimParams{Worker: "n1", Now: now, Lease: time.Minute, Limit: 10,
 			FreshOnly: true}); len(again) != 0 {
@@ -102,7 +102,7 @@ func testWebhook(t *testing.T, open Opener) {
 		}
 		d := mustClaimWebhooks(t, s, "n1", now, time.Minute, 10)[0]
 		retryAt := now.Add(2 * time.Second)
-		wantNoErr(t, "FinishWebhooks retry", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, Worker: "n1",
+		wantNoErr(t, "FinishWebhooks retry", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, AccountID: d.Event.AccountID, Worker: "n1",
 			Now: now, State: verifyd.WebhookPending, NextAt: retryAt, Error: "HTTP 500",
 			Attempt: attemptAt(d, d.URL, 500, now)}))
 		if got := mustClaimWebhooks(t, s, "n1", retryAt.Add(-time.Millisecond), time.Minute, 10); len(got) != 0 {
@@ -113,14 +113,14 @@ func testWebhook(t *testing.T, open Opener) {
 		if d.Attempts != 1 || d.LastError != "HTTP 500" {
 			t.Fatalf("after one attempt: %+v", d)
 		}
-		wantNoErr(t, "FinishWebhooks defer", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, Worker: "n1",
+		wantNoErr(t, "FinishWebhooks defer", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, AccountID: d.Event.AccountID, Worker: "n1",
 			Now: retryAt, State: verifyd.WebhookPending, NextAt: retryAt}))
 		d = mustClaimWebhooks(t, s, "n1", retryAt, time.Minute, 10)[0]
 		if d.Attempts != 1 {
 			t.Fatalf("a put-back counted as an attempt: %d", d.Attempts)
 		}
 		done := retryAt.Add(time.Second)
-		wantNoErr(t, "FinishWebhooks delivered", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID,
+		wantNoErr(t, "FinishWebhooks delivered", finishWebhook(s, verifyd.WebhookOutcome{EventID: d.Event.ID, AccountID: d.Event.AccountID,
 			Worker: "n1", Now: done, State: verifyd.WebhookDelivered, Attempt: attemptAt(d, d.URL, 204, done)}))
 		if got := mustClaimWebhooks(t, s, "n1", done.Add(time.Hour), time.Minute, 10); len(got) != 0 {
 			t.Fatal("a delivered event was claimed again")
@@ -167,7 +167,7 @@ func testWebhook(t *testing.T, open Opener) {
 			if d.Event.VerificationID == v2.ID {
 				state = verifyd.WebhookFailed
 			}
-			outs = append(outs, verifyd.WebhookOutcome{EventID: d.Event.ID, Worker: "n1", Now: now, State: state,
+			outs = append(outs, verifyd.WebhookOutcome{EventID: d.Event.ID, AccountID: d.Event.AccountID, Worker: "n1", Now: now, State: state,
 				Attempt: attemptAt(d, d.URL, 200, now)})
 		}
 		for i, err := range s.FinishWebhooks(ctx, outs) {
@@ -259,7 +259,7 @@ func testWebhook(t *testing.T, open Opener) {
 		if len(got) != 1 || got[0].Event.Type != verifyd.EventSent {
 			t.Fatalf("claimed during the pause: %d", len(got))
 		}
-		wantNoErr(t, "FinishWebhooks", finishWebhook(s, verifyd.WebhookOutcome{EventID: got[0].Event.ID, Worker: "n1",
+		wantNoErr(t, "FinishWebhooks", finishWebhook(s, verifyd.WebhookOutcome{EventID: got[0].Event.ID, AccountID: got[0].Event.AccountID, Worker: "n1",
 			Now: T0.Add(3 * time.Second), State: verifyd.WebhookDelivered}))
 		if got := mustClaimWebhooks(t, s, "n1", until.Add(-time.Millisecond), time.Second, 10); len(got) != 0 {
 			t.Fatalf("claimed before the pause ended: %d", len(got))

@@ -134,7 +134,7 @@ func (d *Deliverer) Start(ctx context.Context) {
 		d.mu.Lock()
 		for _, ep := range d.endpoints {
 			for _, w := range ep.queue {
-				d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: d.opts.Now(),
+				d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker, Now: d.opts.Now(),
 					State: verifyd.WebhookPending, NextAt: d.opts.Now(), Error: w.LastError}
 			}
 			ep.queue = nil
@@ -256,7 +256,7 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) bo
 	now := d.opts.Now()
 	target, _ := d.target(w)
 	if target == "" {
-		out := verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
+		out := verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker, Now: now,
 			State: verifyd.WebhookFailed, Error: w.LastError}
 		if w.URL == "" && w.FailoverURL == "" {
 			out.Error = "the profile has no webhook_url"
@@ -360,7 +360,7 @@ func (d *Deliverer) deliver(ctx context.Context, w *verifyd.WebhookDelivery, tar
 		d.mu.Unlock()
 	}
 
-	out := verifyd.WebhookOutcome{EventID: w.Event.ID, Worker: d.opts.Worker, Now: now,
+	out := verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker, Now: now,
 		Attempt: &verifyd.WebhookAttempt{EventID: w.Event.ID, AccountID: w.Event.AccountID, Attempt: attempt,
 			URL: target, StatusCode: res.StatusCode, Latency: res.Latency, Error: res.ErrorText(),
 			ResponseHead: res.Head, At: start}}
