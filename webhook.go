@@ -52,7 +52,7 @@ type WebhookOutcome struct {
 	EventID   string
 	AccountID string // the event's account
 	Worker    string
-	Now     time.Time
+	Now       time.Time
 	// State is WebhookPending (try again at NextAt), WebhookDelivered or
 	// WebhookFailed.
 	State  string
