@@ -159,6 +159,7 @@ func (d *Deliverer) run(ctx context.Context) {
 	defer timer.Stop()
 	saturated := 0 // > 0: receivers were saturated recently; full claims left before normal mode
 	probe := 0
+	failures := 0 // consecutive failed claims
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,9 +184,18 @@ func (d *Deliverer) run(ctx context.Context) {
 				}
 			}
 			ds, err := d.store.ClaimWebhooks(ctx, p)
-			if err != nil && ctx.Err() == nil {
-				d.opts.Logger.Warn("webhook claim failed", "error", err.Error())
+			if err != nil {
+				// The store is down or failing: back off (up to 5 s) and log
+				// the first failure and every 20th, not every poll.
+				if failures++; failures == 1 || failures%20 == 0 {
+					if ctx.Err() == nil {
+						d.opts.Logger.Warn("webhook claim failed", "error", err.Error(), "failures", failures)
+					}
+				}
+				timer.Reset(min(d.opts.Poll<<min(failures, 7), 5*time.Second))
+				continue
 			}
+			failures = 0
 			n = len(ds)
 			left := 0
 			for _, w := range ds {

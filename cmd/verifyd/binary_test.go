@@ -60,6 +60,16 @@ type server struct {
 	cmd  *exec.Cmd
 	URL  string // http://127.0.0.1:PORT
 	done chan error
+
+	logMu sync.Mutex
+	logs  []string // the last warnings and errors the server logged
+}
+
+// recentLogs returns the last warnings and errors the server logged.
+func (s *server) recentLogs() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return strings.Join(s.logs, "\n")
 }
 
 // startServer starts `verifyd serve` on a free loopback port and waits for
@@ -80,9 +90,16 @@ func startServer(t *testing.T, args ...string) *server {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var l struct{ Msg, Addr string }
+			var l struct{ Msg, Addr, Level string }
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "listening" {
 				addr <- l.Addr
+			}
+			if l.Level == "WARN" || l.Level == "ERROR" {
+				s.logMu.Lock()
+				if s.logs = append(s.logs, sc.Text()); len(s.logs) > 20 {
+					s.logs = s.logs[1:]
+				}
+				s.logMu.Unlock()
 			}
 		}
 		s.done <- cmd.Wait()

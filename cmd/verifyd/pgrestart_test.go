@@ -112,7 +112,8 @@ func TestPGRestart_NodeFailsFastAndRecovers(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	if okAfter.Load() < 50 {
-		t.Fatalf("service did not resume within 30 s of the restart (%d successes after it)", okAfter.Load())
+		t.Fatalf("service did not resume within 30 s of the restart (%d successes after it); the node's last warnings:\n%s",
+			okAfter.Load(), node.recentLogs())
 	}
 	if code, _ := node.do(t, c.key, "GET", "/readyz", ""); code != 200 {
 		t.Fatalf("/readyz after the restart: %d", code)
