@@ -137,6 +137,8 @@ func (d *Deliverer) Start(ctx context.Context) {
 				d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker, Now: d.opts.Now(),
 					State: verifyd.WebhookPending, NextAt: d.opts.Now(), Error: w.LastError}
 			}
+			d.queued -= len(ep.queue)
+			d.opts.Metrics.queued.Sub(float64(len(ep.queue)))
 			ep.queue = nil
 		}
 		d.mu.Unlock()
@@ -289,25 +291,49 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) bo
 		d.slots <- struct{}{}
 		d.opts.Metrics.inflight.Inc()
 		go d.post(ctx, w, host)
-	case len(ep.queue) < 4*d.opts.PerEndpoint:
+	case len(ep.queue) < d.queueCap(ep):
 		ep.queue = append(ep.queue, w)
 		d.queued++
+		d.opts.Metrics.queued.Inc()
 		d.mu.Unlock()
+	case ep.latency < slowEndpoint:
+		// A fast receiver with a full queue (a burst): it drains within
+		// about a second, so put the delivery back due shortly.
+		d.mu.Unlock()
+		d.opts.Metrics.deferred.Inc()
+		d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker,
+			Now: now, State: verifyd.WebhookPending, NextAt: now.Add(200 * time.Millisecond), Error: w.LastError}
 	default:
-		// The endpoint is saturated: leave the delivery with its lease, so
+		// A slow receiver, saturated: leave the delivery with its lease, so
 		// it comes due again when the lease lapses. No write at all: a slow
 		// receiver's backlog costs the store one claim per lease period,
 		// not a claim and a put-back each time it is looked at. And pause
 		// the profile, so its new events are born due when the endpoint
 		// may have room instead of being claimed at once.
-		drain := time.Duration(len(ep.queue)+ep.inflight) * max(ep.latency, 100*time.Millisecond) /
-			time.Duration(d.opts.PerEndpoint)
+		drain := time.Duration(len(ep.queue)+ep.inflight) * ep.latency / time.Duration(d.opts.PerEndpoint)
 		d.pause[w.Event.ProfileID] = now.Add(min(max(drain, 5*time.Second), time.Minute))
 		d.mu.Unlock()
 		d.opts.Metrics.deferred.Inc()
 		return false
 	}
 	return true
+}
+
+// slowEndpoint is the mean answer time from which a receiver counts as
+// slow: its excess deliveries are left for later and its profile paused.
+// Until a receiver has answered, it counts as fast (its excess is put back
+// for 200 ms: a burst to a new receiver is not held for a lease).
+const slowEndpoint = 250 * time.Millisecond
+
+// queueCap is how many claimed deliveries may wait for ep: about a second
+// of its work (4×PerEndpoint at least, 1024 at most), so a fast receiver
+// absorbs bursts and a slow one holds few claimed deliveries.
+func (d *Deliverer) queueCap(ep *endpoint) int {
+	c := 4 * d.opts.PerEndpoint
+	if ep.latency > 0 {
+		c = max(c, min(1024, int(time.Duration(d.opts.PerEndpoint)*time.Second/ep.latency)))
+	}
+	return c
 }
 
 // post delivers w, then the deliveries queued behind its endpoint, holding
@@ -326,6 +352,7 @@ func (d *Deliverer) post(ctx context.Context, w *verifyd.WebhookDelivery, host s
 		if len(ep.queue) > 0 && ctx.Err() == nil {
 			w, ep.queue = ep.queue[0], ep.queue[1:]
 			d.queued--
+			d.opts.Metrics.queued.Dec()
 		} else {
 			ep.inflight--
 			if ep.inflight == 0 && len(ep.queue) == 0 {

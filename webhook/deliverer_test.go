@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/sqlite"
 	"github.com/verifyd/verifyd/storetest"
@@ -259,7 +261,19 @@ func TestSlowReceiverDoesNotBlockOthers(t *testing.T) {
 	ps := storetest.MustCreateProfile(t, s, a.ID, "Slow", time.Now(), func(p *verifyd.Profile) { p.WebhookURL = slow.URL })
 	pf := storetest.MustCreateProfile(t, s, a.ID, "Fast", time.Now(), func(p *verifyd.Profile) { p.WebhookURL = fast.srv.URL })
 	emit(t, s, ps, 20)
-	start(t, s, priv, webhook.ClientOptions{Timeout: 30 * time.Second}, webhook.Options{PerEndpoint: 2, Concurrency: 8})
+	reg := prometheus.NewRegistry()
+	start(t, s, priv, webhook.ClientOptions{Timeout: 30 * time.Second},
+		webhook.Options{PerEndpoint: 2, Concurrency: 8, Metrics: webhook.NewMetrics(reg)})
+	gauge := func(name string) float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	waitFor(t, "the slow receiver's queue to fill", func() bool { return gauge("verifyd_webhook_queued") == 8 })
 	emit(t, s, pf, 20)
 	waitFor(t, "the fast receiver's 20 deliveries", func() bool {
 		if fast.count() == 20 {
@@ -276,12 +290,18 @@ func TestSlowReceiverDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("the slow receiver had %d requests in flight, limit 2", slowMax)
 	}
 	slowMu.Unlock()
+	if q := gauge("verifyd_webhook_queued"); q != 8 {
+		t.Errorf("verifyd_webhook_queued = %v while the slow receiver hangs, want 8 (4 x PerEndpoint)", q)
+	}
 	close(release)
 	released = true
 	waitFor(t, "all 40 delivered", func() bool {
 		_, n, _ := s.ListWebhookDeliveries(context.Background(), a.ID, verifyd.WebhookFilter{State: verifyd.WebhookDelivered, Limit: 1})
 		return n == 40
 	})
+	if q, f := gauge("verifyd_webhook_queued"), gauge("verifyd_webhook_inflight"); q != 0 || f != 0 {
+		t.Errorf("after the drain: queued %v, in flight %v; want 0 and 0", q, f)
+	}
 }
 
 // Internal targets fail at once, and no connection is ever opened.

@@ -12,6 +12,7 @@ type Metrics struct {
 	latency  prometheus.Histogram
 	lag      prometheus.Histogram
 	inflight prometheus.Gauge
+	queued   prometheus.Gauge
 	deferred prometheus.Counter
 }
 
@@ -37,6 +38,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "verifyd_webhook_inflight",
 			Help: "Webhook POSTs in flight on this node (bounded by the deliverer's concurrency).",
 		}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "verifyd_webhook_queued",
+			Help: "Claimed deliveries waiting on this node for a slot of their receiver (at most 4x the per-endpoint limit per receiver).",
+		}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "verifyd_webhook_deferred_total",
 			Help: "Deliveries put back for later because their receiver already had its limit of requests in flight (its queue is full).",
@@ -47,6 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.latency = register(reg, m.latency)
 		m.lag = register(reg, m.lag)
 		m.inflight = register(reg, m.inflight)
+		m.queued = register(reg, m.queued)
 		m.deferred = register(reg, m.deferred)
 	}
 	return m
