@@ -14,6 +14,7 @@ import (
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/fraud"
+	"github.com/verifyd/verifyd/internal/metrics"
 	"github.com/verifyd/verifyd/service"
 )
 
@@ -235,9 +236,9 @@ func newFraudMetrics(reg prometheus.Registerer) *fraudMetrics {
 		}, []string{"percent"}),
 	}
 	if reg != nil {
-		m.refusals = register(reg, m.refusals)
-		m.blocks = register(reg, m.blocks)
-		m.spend = register(reg, m.spend)
+		m.refusals = metrics.Register(reg, m.refusals)
+		m.blocks = metrics.Register(reg, m.blocks)
+		m.spend = metrics.Register(reg, m.spend)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verifyd/verifyd"
+	"github.com/verifyd/verifyd/internal/metrics"
 	"github.com/verifyd/verifyd/service"
 )
 
@@ -46,26 +47,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.fraud = newFraudMetrics(reg)
 	if reg != nil {
-		m.verifications = register(reg, m.verifications)
-		m.requests = register(reg, m.requests)
-		m.duration = register(reg, m.duration)
+		m.verifications = metrics.Register(reg, m.verifications)
+		m.requests = metrics.Register(reg, m.requests)
+		m.duration = metrics.Register(reg, m.duration)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same descriptor.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a metric name clash is a programming error
-	}
-	return c
 }
 
 // Count counts one verification event (service.Observer).

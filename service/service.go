@@ -6,6 +6,7 @@ package service
 
 import (
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -75,7 +76,7 @@ type Service struct {
 	// their jobs to (nil: none; jobs wait for any worker's claim).
 	worker atomic.Pointer[Worker]
 	// signing caches the accounts' active webhook signing keys.
-	signing signingKeys
+	signing *ttlCache[string, ed25519.PrivateKey]
 	// flight tracks this process's delivery batches until their outcomes
 	// are recorded (receipts that overtake their send wait on it).
 	flight flight
@@ -125,7 +126,7 @@ func New(store verifyd.Store, keys *Keys, opts Options) *Service {
 	}
 	return &Service{store: store, keys: keys, opts: opts, log: opts.Logger, auth: newTTLCache[[32]byte, *verifyd.Account](opts.AuthCacheTTL, 10000),
 		profiles: newTTLCache[string, *verifyd.Profile](opts.AuthCacheTTL, 10000),
-		wakeCh:   make(chan struct{}, 1), signing: signingKeys{m: map[string]cachedKey{}}}
+		wakeCh:   make(chan struct{}, 1), signing: newTTLCache[string, ed25519.PrivateKey](signingKeyTTL, 10000)}
 }
 
 // DefaultDestinations is the operator default for whitelisted_destinations.

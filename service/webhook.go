@@ -6,35 +6,21 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/verifyd/verifyd"
 )
 
-// signingKeys caches each account's active signing key. A promotion made on
-// another node is seen within signingKeyTTL.
-type signingKeys struct {
-	mu sync.Mutex
-	m  map[string]cachedKey
-}
-
-type cachedKey struct {
-	key     ed25519.PrivateKey
-	expires time.Time
-}
-
+// signingKeyTTL bounds how long an account's active signing key is cached:
+// a promotion made on another node is seen within it.
 const signingKeyTTL = 10 * time.Second
 
 // SigningKey returns the account's active webhook signing key, creating
 // the account's first key pair if it has none (D35).
 func (s *Service) SigningKey(ctx context.Context, accountID string) (ed25519.PrivateKey, error) {
 	now := s.opts.Now()
-	s.signing.mu.Lock()
-	c, ok := s.signing.m[accountID]
-	s.signing.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.key, nil
+	if key, ok := s.signing.get(accountID, now); ok {
+		return key, nil
 	}
 	k, err := s.activeKey(ctx, accountID)
 	if err != nil {
@@ -44,12 +30,7 @@ func (s *Service) SigningKey(ctx context.Context, accountID string) (ed25519.Pri
 	if err != nil {
 		return nil, err
 	}
-	s.signing.mu.Lock()
-	if len(s.signing.m) > 10000 {
-		clear(s.signing.m)
-	}
-	s.signing.m[accountID] = cachedKey{priv, now.Add(signingKeyTTL)}
-	s.signing.mu.Unlock()
+	s.signing.put(accountID, priv, now)
 	return priv, nil
 }
 
@@ -127,9 +108,7 @@ func (s *Service) PromoteWebhookKey(ctx context.Context, accountID, keyID string
 	if err := s.store.PromoteWebhookKey(ctx, accountID, keyID, s.opts.Now()); err != nil {
 		return err
 	}
-	s.signing.mu.Lock()
-	delete(s.signing.m, accountID)
-	s.signing.mu.Unlock()
+	s.signing.remove(accountID)
 	return nil
 }
 

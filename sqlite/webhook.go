@@ -272,17 +272,24 @@ func (s *Store) AddWebhookKey(ctx context.Context, k *verifyd.WebhookKey) error 
 	})
 }
 
+// webhookKeyState returns the state of one of the account's keys, or
+// ErrNotFound (kept: nothing was written).
+func (w *wtx) webhookKeyState(accountID, keyID string) (string, error) {
+	var state string
+	found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&state) },
+		`SELECT state FROM webhook_keys WHERE id = ? AND account_id = ?`, keyID, accountID)
+	if err == nil && !found {
+		err = &keep{verifyd.ErrNotFound}
+	}
+	return state, err
+}
+
 // PromoteWebhookKey makes keyID active and retires the previous active key.
 func (s *Store) PromoteWebhookKey(ctx context.Context, accountID, keyID string, now time.Time) error {
 	return s.write(ctx, func(w *wtx) error {
-		var state string
-		found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&state) },
-			`SELECT state FROM webhook_keys WHERE id = ? AND account_id = ?`, keyID, accountID)
+		state, err := w.webhookKeyState(accountID, keyID)
 		if err != nil {
 			return err
-		}
-		if !found {
-			return &keep{verifyd.ErrNotFound}
 		}
 		if state == verifyd.KeyActive {
 			return nil
@@ -299,14 +306,9 @@ func (s *Store) PromoteWebhookKey(ctx context.Context, accountID, keyID string, 
 // DeleteWebhookKey removes a key that is not active.
 func (s *Store) DeleteWebhookKey(ctx context.Context, accountID, keyID string) error {
 	return s.write(ctx, func(w *wtx) error {
-		var state string
-		found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&state) },
-			`SELECT state FROM webhook_keys WHERE id = ? AND account_id = ?`, keyID, accountID)
+		state, err := w.webhookKeyState(accountID, keyID)
 		if err != nil {
 			return err
-		}
-		if !found {
-			return &keep{verifyd.ErrNotFound}
 		}
 		if state == verifyd.KeyActive {
 			return &keep{verifyd.Errorf(verifyd.ECONFLICT, "The active signing key cannot be deleted; promote another key first.")}

@@ -55,7 +55,6 @@ type Deliverer struct {
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
-	queued    int // deliveries waiting in endpoint queues
 	// pause holds profiles whose receiver was found saturated, with when
 	// it may have room (written by run after each claim); paused what was
 	// last written, so a profile is paused again only when that runs out.
@@ -137,7 +136,6 @@ func (d *Deliverer) Start(ctx context.Context) {
 				d.done <- verifyd.WebhookOutcome{EventID: w.Event.ID, AccountID: w.Event.AccountID, Worker: d.opts.Worker, Now: d.opts.Now(),
 					State: verifyd.WebhookPending, NextAt: d.opts.Now(), Error: w.LastError}
 			}
-			d.queued -= len(ep.queue)
 			d.opts.Metrics.queued.Sub(float64(len(ep.queue)))
 			ep.queue = nil
 		}
@@ -293,7 +291,6 @@ func (d *Deliverer) dispatch(ctx context.Context, w *verifyd.WebhookDelivery) bo
 		go d.post(ctx, w, host)
 	case len(ep.queue) < d.queueCap(ep):
 		ep.queue = append(ep.queue, w)
-		d.queued++
 		d.opts.Metrics.queued.Inc()
 		d.mu.Unlock()
 	case ep.latency < slowEndpoint:
@@ -351,7 +348,6 @@ func (d *Deliverer) post(ctx context.Context, w *verifyd.WebhookDelivery, host s
 		w = nil
 		if len(ep.queue) > 0 && ctx.Err() == nil {
 			w, ep.queue = ep.queue[0], ep.queue[1:]
-			d.queued--
 			d.opts.Metrics.queued.Dec()
 		} else {
 			ep.inflight--

@@ -1,7 +1,7 @@
 package webhook
 
 import (
-	"errors"
+	"github.com/verifyd/verifyd/internal/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -48,26 +48,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		m.attempts = register(reg, m.attempts)
-		m.latency = register(reg, m.latency)
-		m.lag = register(reg, m.lag)
-		m.inflight = register(reg, m.inflight)
-		m.queued = register(reg, m.queued)
-		m.deferred = register(reg, m.deferred)
+		m.attempts = metrics.Register(reg, m.attempts)
+		m.latency = metrics.Register(reg, m.latency)
+		m.lag = metrics.Register(reg, m.lag)
+		m.inflight = metrics.Register(reg, m.inflight)
+		m.queued = metrics.Register(reg, m.queued)
+		m.deferred = metrics.Register(reg, m.deferred)
 	}
 	return m
 }
 
 func (m *Metrics) outcome(o string) { m.attempts.WithLabelValues(o).Inc() }
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}

@@ -32,13 +32,9 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 		if *name == "" {
 			return errors.New("apikey create needs --name")
 		}
-		id := *accountID
-		if id == "" {
-			acct, _, err := a.defaultAccount(ctx)
-			if err != nil {
-				return err
-			}
-			id = acct.ID
+		id, err := a.accountID(ctx, *accountID)
+		if err != nil {
+			return err
 		}
 		secret, k, err := a.svc.CreateAPIKey(ctx, id, *name)
 		if verifyd.ErrorCode(err) == verifyd.ENOTFOUND {

@@ -64,11 +64,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.DBSchema, "db-schema", env("VERIFYD_DB_SCHEMA", c.DBSchema), "PostgreSQL schema to use, created if missing (VERIFYD_DB_SCHEMA; default: the URL's search_path)")
 	maxConns, _ := strconv.Atoi(env("VERIFYD_DB_MAX_CONNS", strconv.Itoa(c.DBMaxConns)))
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", maxConns, "PostgreSQL connection pool size (VERIFYD_DB_MAX_CONNS)")
-	lease, err := time.ParseDuration(env("VERIFYD_JOB_LEASE", c.JobLease.String()))
-	if err != nil {
-		lease = c.JobLease
-	}
-	fs.DurationVar(&c.JobLease, "job-lease", lease, "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
+	durVar(fs, env, &c.JobLease, "job-lease", "VERIFYD_JOB_LEASE", "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
 	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
 	fs.StringVar(&c.ConfigFile, "config", env("VERIFYD_CONFIG", c.ConfigFile), "YAML file of senders (SMPP, Twilio, Telnyx, SIP) and routes; default: the console sender (VERIFYD_CONFIG)")
 	fs.StringVar(&c.ConsoleOut, "console-out", env("VERIFYD_CONSOLE_OUT", c.ConsoleOut), "console sender output file; default standard output (VERIFYD_CONSOLE_OUT)")
@@ -76,11 +72,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.LogLevel, "log-level", env("VERIFYD_LOG_LEVEL", c.LogLevel), "debug, info, warn or error (VERIFYD_LOG_LEVEL)")
 	maxAttempts, _ := strconv.Atoi(env("VERIFYD_MAX_ATTEMPTS", strconv.Itoa(c.MaxAttempts)))
 	fs.IntVar(&c.MaxAttempts, "max-attempts", maxAttempts, "checks per verification, 1-10 (VERIFYD_MAX_ATTEMPTS)")
-	retention, err := time.ParseDuration(env("VERIFYD_RETENTION", c.Retention.String()))
-	if err != nil {
-		retention = c.Retention
-	}
-	fs.DurationVar(&c.Retention, "retention", retention, "how long finished verifications are kept, e.g. 720h (VERIFYD_RETENTION)")
+	durVar(fs, env, &c.Retention, "retention", "VERIFYD_RETENTION", "how long finished verifications are kept, e.g. 720h (VERIFYD_RETENTION)")
 	fs.StringVar(&c.WebhookAllow, "webhook-allow", env("VERIFYD_WEBHOOK_ALLOW", c.WebhookAllow), "address ranges webhooks may reach although internal: comma-separated CIDRs, or loopback / private (VERIFYD_WEBHOOK_ALLOW; default none)")
 	intVar(fs, env, &c.WebhookAttempts, "webhook-attempts", "VERIFYD_WEBHOOK_ATTEMPTS", "webhook attempts per URL before the failover URL (VERIFYD_WEBHOOK_ATTEMPTS)")
 	durVar(fs, env, &c.WebhookBackoff, "webhook-backoff", "VERIFYD_WEBHOOK_BACKOFF", "first webhook retry delay, doubling each retry (VERIFYD_WEBHOOK_BACKOFF)")
@@ -91,6 +83,8 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	return fs
 }
 
+// intVar binds an int flag whose default comes from env key; an env value
+// that is not a number leaves *dst.
 func intVar(fs *flag.FlagSet, env func(string, string) string, dst *int, name, key, usage string) {
 	v, err := strconv.Atoi(env(key, strconv.Itoa(*dst)))
 	if err != nil {
@@ -99,6 +93,8 @@ func intVar(fs *flag.FlagSet, env func(string, string) string, dst *int, name, k
 	fs.IntVar(dst, name, v, usage)
 }
 
+// durVar binds a duration flag whose default comes from env key; an env
+// value that is not a duration leaves *dst.
 func durVar(fs *flag.FlagSet, env func(string, string) string, dst *time.Duration, name, key, usage string) {
 	v, err := time.ParseDuration(env(key, dst.String()))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/console"
+	"github.com/verifyd/verifyd/internal/metrics"
 	"github.com/verifyd/verifyd/router"
 	"github.com/verifyd/verifyd/service"
 	"github.com/verifyd/verifyd/sip"
@@ -273,8 +274,8 @@ func newSenderMetrics(reg prometheus.Registerer) *senderMetrics {
 		}, []string{"sender"}),
 	}
 	if reg != nil {
-		m.attempts = registerCollector(reg, m.attempts)
-		m.duration = registerCollector(reg, m.duration)
+		m.attempts = metrics.Register(reg, m.attempts)
+		m.duration = metrics.Register(reg, m.duration)
 	}
 	return m
 }
@@ -314,19 +315,4 @@ func (m *senderMetrics) watchCircuits(reg prometheus.Registerer, rt *router.Rout
 			}
 		}
 	}
-}
-
-// registerCollector registers c, or returns the collector already
-// registered under the same descriptor (api's pattern).
-func registerCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a metric name clash is a programming error
-	}
-	return c
 }

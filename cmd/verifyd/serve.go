@@ -49,6 +49,18 @@ func openApp(ctx context.Context, cfg config, getenv func(string) string, stderr
 	return &app{cfg: cfg, store: store, svc: svc, log: log}, nil
 }
 
+// accountID returns id, or the default account's ID when id is "".
+func (a *app) accountID(ctx context.Context, id string) (string, error) {
+	if id != "" {
+		return id, nil
+	}
+	acct, _, err := a.defaultAccount(ctx)
+	if err != nil {
+		return "", err
+	}
+	return acct.ID, nil
+}
+
 // defaultAccount returns the first account, creating "default" if there is
 // none; created reports whether it did.
 func (a *app) defaultAccount(ctx context.Context) (acct *verifyd.Account, created bool, err error) {

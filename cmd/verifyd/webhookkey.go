@@ -30,14 +30,11 @@ func webhookKey(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer a.store.Close()
-	id := *accountID
-	if id == "" {
-		acct, _, err := a.defaultAccount(ctx)
-		if err != nil {
-			return err
-		}
-		id = acct.ID
-	} else if _, err := a.store.GetAccount(ctx, id); err != nil {
+	id, err := a.accountID(ctx, *accountID)
+	if err != nil {
+		return err
+	}
+	if _, err := a.store.GetAccount(ctx, id); err != nil {
 		return fmt.Errorf("no account %s", id)
 	}
 	keyArg := func() (string, error) {
