@@ -14,16 +14,89 @@ import (
 // recent failures of (profile, phone), calls Decide and applies the
 // decision.
 //
-// Two round trips: BEGIN, (by phone) the (profile, phone) advisory lock,
-// the verification and the failure count go in one; the writes and COMMIT
-// in the other. The count is its own statement after the lock, so it sees
-// every failure committed before the lock was granted.
+// With writers (WithWriters) concurrent triggers and checks share
+// transactions (writer.go); every operation of a batch the server refused
+// runs alone (attemptAlone).
 func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.AttemptResult, error) {
 	if p.Decide == nil {
 		return verifyd.AttemptResult{}, verifyd.Errorf(verifyd.EINTERNAL, "Decide is required.")
 	}
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	if s.wq == nil {
+		return s.attemptAlone(ctx, octx, p)
+	}
+	out, err := s.submit(&wop{ctx: ctx, octx: octx, attempt: &p})
+	if out.fallback {
+		return s.attemptAlone(ctx, octx, p)
+	}
+	if err != nil {
+		return verifyd.AttemptResult{}, err
+	}
+	return out.attempt, nil
+}
+
+// attemptStep is the logic of a check, run on v (the verification
+// selected, read and locked in the transaction, or nil; it may be changed)
+// and the failures counted for its (profile, phone): it returns the writes
+// and the outcome. A refused check returns its error and only the writes
+// it keeps (a time expiry before Decide). Decide may thus run more than
+// once for one check (a transaction that failed runs again).
+func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int) (w writes, res verifyd.AttemptResult, err error) {
+	profileID, phone := p.ProfileID, p.PhoneNumber
+	if v != nil {
+		profileID, phone = v.ProfileID, v.PhoneNumber
+	}
+	if profileID == "" {
+		failures = 0 // by ID and not found: no (profile, phone) to count for
+	}
+	if v != nil && v.PendingExpired(p.Now) {
+		w.events = append(w.events, completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, p.Now))
+		w.save = v
+	}
+	var arg *verifyd.Verification
+	if v != nil {
+		c := *v
+		arg = &c
+	}
+	d, derr := p.Decide(arg, failures)
+	if derr != nil {
+		return w, verifyd.AttemptResult{}, derr
+	}
+
+	pending := v != nil && v.Status == verifyd.StatusPending
+	switch {
+	case d == verifyd.DecideAccept && pending && v.Attempts < p.MaxAttempts:
+		v.Attempts++
+		w.events = append(w.events, completeV(v, verifyd.StatusAccepted, verifyd.ReasonAccepted, p.Now))
+		w.save = v
+		res.Accepted = true
+	default: // a reject, or an accept that cannot apply
+		if pending {
+			v.Attempts++
+			v.UpdatedAt = p.Now
+			if v.Attempts >= p.MaxAttempts {
+				w.events = append(w.events, completeV(v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now))
+			}
+			w.save = v
+		}
+		if profileID != "" {
+			w.failure = &checkFailure{profileID: profileID, phone: phone, at: p.Now}
+		}
+	}
+	res.Verification = v
+	return w, res, nil
+}
+
+// attemptAlone is Attempt as its own transaction, under octx.
+//
+// Two round trips: BEGIN, (by phone) the (profile, phone) advisory lock,
+// the verification and the failure count go in one; the writes and COMMIT
+// in the other. The count is its own statement after the lock, so it sees
+// every failure committed before the lock was granted.
+func (s *Store) attemptAlone(ctx, octx context.Context, p verifyd.AttemptParams) (verifyd.AttemptResult, error) {
 	var res verifyd.AttemptResult
-	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
+	err := s.txIn(ctx, octx, func(ctx context.Context, t *txn) error {
 		res = verifyd.AttemptResult{}
 		var v *verifyd.Verification
 		var failures int
@@ -45,67 +118,11 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		profileID, phone := p.ProfileID, p.PhoneNumber
-		if v != nil {
-			profileID, phone = v.ProfileID, v.PhoneNumber
-		}
-		if profileID == "" {
-			failures = 0 // by ID and not found: no (profile, phone) to count for
-		}
-
-		var events []*verifyd.Event
-		changed := false
-		if v != nil && v.PendingExpired(p.Now) {
-			events = append(events, completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, p.Now))
-			changed = true
-		}
-		var arg *verifyd.Verification
-		if v != nil {
-			c := *v
-			arg = &c
-		}
-		d, derr := p.Decide(arg, failures)
-		if derr != nil {
-			if !changed {
-				return derr // nothing written: rolled back
-			}
-			saveVerifications(t, []*verifyd.Verification{v})
-			insertEvents(t, events)
-			if err := t.commit(ctx); err != nil {
-				return err
-			}
-			return derr
-		}
-
-		pending := v != nil && v.Status == verifyd.StatusPending
-		switch {
-		case d == verifyd.DecideAccept && pending && v.Attempts < p.MaxAttempts:
-			v.Attempts++
-			events = append(events, completeV(v, verifyd.StatusAccepted, verifyd.ReasonAccepted, p.Now))
-			changed = true
-			res.Accepted = true
-		default: // a reject, or an accept that cannot apply
-			if pending {
-				v.Attempts++
-				v.UpdatedAt = p.Now
-				if v.Attempts >= p.MaxAttempts {
-					events = append(events, completeV(v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now))
-				}
-				changed = true
-			}
-			if profileID != "" {
-				t.queue(`INSERT INTO check_failures (profile_id, phone_number, at) VALUES ($1, $2, $3)`,
-					profileID, phone, p.Now)
-			}
-		}
-		if changed {
-			saveVerifications(t, []*verifyd.Verification{v})
-			insertEvents(t, events)
-		}
-		if err := t.commit(ctx); err != nil {
+		w, out, serr := attemptStep(p, v, failures)
+		if err := commitWrites(ctx, t, &w, serr); err != nil {
 			return err
 		}
-		res.Verification = v
+		res = out
 		return nil
 	})
 	if err != nil {

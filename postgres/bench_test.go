@@ -3,11 +3,16 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/postgres"
 	"github.com/verifyd/verifyd/storetest"
@@ -17,17 +22,63 @@ import (
 // parallel callers, so that ns/op measures the database, not the pool.
 const benchConns = 16
 
+// benchModes runs bench once per way of writing triggers and checks: each
+// its own transaction ("alone"), and batched by 1, 2 and 4 writers.
+// Compare the sub-benchmarks of one run (ratios): the machine is shared.
+//
+// Besides ns/op (wall time, which other work on the machine skews) each
+// reports the CPU time per operation of this process (go-µs/op) and of the
+// server processes of the store's connections (pg-µs/op, read from /proc:
+// reported when the server runs on this machine), counted from the moment
+// the timer started (bench calls start), and the operations per batch.
+func benchModes(b *testing.B, bench func(b *testing.B, s *postgres.Store, start func())) {
+	for _, m := range []struct {
+		name    string
+		writers int
+	}{{"alone", 0}, {"writers=1", 1}, {"writers=2", 2}, {"writers=4", 4}} {
+		b.Run(m.name, func(b *testing.B) {
+			url := testURL(b)
+			sep := "?"
+			if strings.Contains(url, "?") {
+				sep = "&"
+			}
+			app := fmt.Sprintf("verifyd-bench-%d", time.Now().UnixNano())
+			s := mustOpenURL(b, url+sep+"application_name="+app, postgres.WithMaxConns(benchConns),
+				postgres.WithWriters(m.writers))
+			var pg0 map[int]time.Duration
+			var self0 time.Duration
+			bench(b, s, func() { pg0, self0 = serverCPU(b, url, app), selfCPU() })
+			b.StopTimer()
+			self := selfCPU() - self0
+			var pg time.Duration
+			pg1 := serverCPU(b, url, app)
+			for pid, d := range pg1 {
+				pg += d - pg0[pid]
+			}
+			if len(pg1) > 0 {
+				b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
+			}
+			b.ReportMetric(float64(self.Microseconds())/float64(b.N), "go-µs/op")
+			if st := s.BatchStats(); st.Batches > 0 {
+				b.ReportMetric(float64(st.Ops)/float64(st.Batches), "ops/batch")
+			}
+		})
+	}
+}
+
 // BenchmarkCreateVerification measures triggers: one CreateVerification
 // (advisory lock, newest lookup, insert, job: two round trips) each, from
 // parallel callers.
-func BenchmarkCreateVerification(b *testing.B) {
+func BenchmarkCreateVerification(b *testing.B) { benchModes(b, benchCreateVerification) }
+
+func benchCreateVerification(b *testing.B, s *postgres.Store, start func()) {
 	ctx := context.Background()
-	s := mustOpen(b, postgres.WithMaxConns(benchConns))
 	a := storetest.MustCreateAccount(b, s)
 	p := storetest.MustCreateProfile(b, s, a.ID, "Main", storetest.T0)
 	var n atomic.Int64
-	b.SetParallelism(benchConns / max(1, runtimeProcs()))
+	b.SetParallelism(benchPar() / max(1, runtimeProcs()))
 	b.ResetTimer()
+	start()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -51,9 +102,10 @@ func BenchmarkCreateVerification(b *testing.B) {
 // BenchmarkAttempt measures checks: one Attempt by ID each (a counted
 // wrong code and a recorded failure: two round trips) from parallel
 // callers, over a pool of pending verifications.
-func BenchmarkAttempt(b *testing.B) {
+func BenchmarkAttempt(b *testing.B) { benchModes(b, benchAttempt) }
+
+func benchAttempt(b *testing.B, s *postgres.Store, start func()) {
 	ctx := context.Background()
-	s := mustOpen(b, postgres.WithMaxConns(benchConns))
 	a := storetest.MustCreateAccount(b, s)
 	p := storetest.MustCreateProfile(b, s, a.ID, "Main", storetest.T0)
 	const pool = 1000
@@ -65,8 +117,9 @@ func BenchmarkAttempt(b *testing.B) {
 	}
 	reject := func(*verifyd.Verification, int) (verifyd.Decision, error) { return verifyd.DecideReject, nil }
 	var n atomic.Int64
-	b.SetParallelism(benchConns / max(1, runtimeProcs()))
+	b.SetParallelism(benchPar() / max(1, runtimeProcs()))
 	b.ResetTimer()
+	start()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -85,9 +138,10 @@ func BenchmarkAttempt(b *testing.B) {
 // them: one Attempt by (profile, phone) with the right code each, which
 // accepts its pending verification and writes its verify.completed event.
 // The verifications (one per op) are created before the timer starts.
-func BenchmarkCheck(b *testing.B) {
+func BenchmarkCheck(b *testing.B) { benchModes(b, benchCheck) }
+
+func benchCheck(b *testing.B, s *postgres.Store, start func()) {
 	ctx := context.Background()
-	s := mustOpen(b, postgres.WithMaxConns(benchConns))
 	a := storetest.MustCreateAccount(b, s)
 	p := storetest.MustCreateProfile(b, s, a.ID, "Main", storetest.T0)
 	phones := make([]string, b.N)
@@ -106,8 +160,9 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	checkAt := storetest.T0.Add(time.Hour)
 	var n atomic.Int64
-	b.SetParallelism(benchConns / max(1, runtimeProcs()))
+	b.SetParallelism(benchPar() / max(1, runtimeProcs()))
 	b.ResetTimer()
+	start()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1) - 1
@@ -126,3 +181,58 @@ func BenchmarkCheck(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// serverCPU returns the CPU time (user and system) spent so far by each
+// server process of a connection named app (application_name), read from
+// /proc; empty when they cannot be read (the server runs elsewhere).
+func serverCPU(tb testing.TB, url, app string) map[int]time.Duration {
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, app)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: utime and stime are fields 14 and 15.
+		st := string(b)
+		f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[int(pid)] = time.Duration(u+s) * (time.Second / 100) // USER_HZ
+	}
+	return out
+}
+
+// selfCPU is the CPU time (user and system) this process spent so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchPar is the number of parallel callers of a benchmark: benchConns,
+// or $VERIFYD_BENCH_CALLERS (more callers, bigger batches).
+func benchPar() int {
+	if n, err := strconv.Atoi(os.Getenv("VERIFYD_BENCH_CALLERS")); err == nil {
+		return n
+	}
+	return benchConns
+}

@@ -26,6 +26,10 @@
 // FinishJobs batch of any size costs two, its writes being set-based.
 // Statements are prepared once per connection (pgx's statement cache).
 //
+// Concurrent triggers and checks go further: writer goroutines run up to
+// 64 of them as one transaction of set-based statements, still two round
+// trips (group commit, writer.go; WithWriters).
+//
 // # Availability
 //
 // Every operation runs under an operation timeout (WithOperationTimeout,
@@ -49,6 +53,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -66,6 +71,13 @@ type Store struct {
 	schema    string // created by Migrate when set (WithSchema)
 	opTimeout time.Duration
 	closed    atomic.Bool
+
+	// Group commit of triggers and checks (writer.go); wq is nil when it
+	// is off.
+	wq      chan *wop
+	wmu     sync.RWMutex // held (read) while sending on wq; Close closes it
+	writers sync.WaitGroup
+	stats   batchStats
 }
 
 var _ verifyd.Store = (*Store)(nil)
@@ -75,6 +87,7 @@ type settings struct {
 	pool      *pgxpool.Config
 	schema    string
 	opTimeout time.Duration
+	writers   int
 }
 
 // Option configures Open. Options override what the URL says.
@@ -121,6 +134,13 @@ func WithConnectTimeout(d time.Duration) Option {
 // passes, the operation fails with verifyd.ErrUnavailable.
 func WithOperationTimeout(d time.Duration) Option { return func(s *settings) { s.opTimeout = d } }
 
+// WithWriters sets how many writer goroutines batch concurrent triggers
+// and checks (CreateVerification, Attempt) into shared transactions, each
+// running one batch at a time on a pooled connection (default 2; see
+// writer.go). n <= 0 turns batching off: every trigger and check is then
+// its own transaction.
+func WithWriters(n int) Option { return func(s *settings) { s.writers = n } }
+
 // WithSchema keeps every table in schema name: each connection's
 // search_path is set to it, and Open creates it if missing.
 func WithSchema(name string) Option { return func(s *settings) { s.schema = name } }
@@ -137,7 +157,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 3 * time.Second
 	}
-	st := settings{pool: pc, opTimeout: 5 * time.Second}
+	st := settings{pool: pc, opTimeout: 5 * time.Second, writers: defaultWriters}
 	for _, o := range opts {
 		o(&st)
 	}
@@ -153,6 +173,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	s.startWriters(st.writers)
 	return s, nil
 }
 
@@ -167,11 +188,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes every connection. It is idempotent; operations after it
-// fail with verifyd.ErrUnavailable.
+// fail with verifyd.ErrUnavailable, and so do triggers and checks still
+// queued for a writer. It waits for the batches that are running.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopWriters()
 	s.pool.Close()
 	return nil
 }
@@ -251,6 +274,12 @@ func (t *txn) commit(ctx context.Context) error {
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, t *txn) error) error {
 	octx, cancel := s.opCtx(ctx)
 	defer cancel()
+	return s.txIn(ctx, octx, fn)
+}
+
+// txIn is tx under octx, the operation's context (ctx bounded by the
+// operation timeout) made by the caller.
+func (s *Store) txIn(ctx, octx context.Context, fn func(ctx context.Context, t *txn) error) error {
 	for try := 0; ; try++ {
 		sent, err := s.tryTx(ctx, octx, fn)
 		if err == nil {

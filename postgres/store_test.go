@@ -66,7 +66,13 @@ const testConns = 4
 // and dropped at cleanup.
 func mustOpen(tb testing.TB, opts ...postgres.Option) *postgres.Store {
 	tb.Helper()
-	url := testURL(tb)
+	return mustOpenURL(tb, testURL(tb), opts...)
+}
+
+// mustOpenURL is mustOpen on the test database at url (the test URL with
+// parameters added).
+func mustOpenURL(tb testing.TB, url string, opts ...postgres.Option) *postgres.Store {
+	tb.Helper()
 	connSlots <- struct{}{}
 	tb.Cleanup(func() { <-connSlots })
 	schema := newSchema(tb, url)

@@ -61,6 +61,20 @@ func completeV(v *verifyd.Verification, status verifyd.Status, reason string, no
 
 // saveVerifications queues the writes of the mutable columns of vs.
 func saveVerifications(t *txn, vs []*verifyd.Verification) {
+	saveVerificationsWith(t, qSaveVerifications, vs)
+}
+
+// qSaveVerifications writes the mutable columns of the verifications of
+// $1 (two or more).
+const qSaveVerifications = `UPDATE verifications AS v SET status = u.status, attempts = u.attempts,
+		completion_reason = u.reason, delivery_status = u.delivery, updated_at = u.updated
+	FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
+		AS u(id, status, attempts, reason, delivery, updated)
+	WHERE v.id = u.id`
+
+// saveVerificationsWith is saveVerifications writing two or more rows with
+// multi (qSaveVerifications, or its text for batches).
+func saveVerificationsWith(t *txn, multi string, vs []*verifyd.Verification) {
 	switch len(vs) {
 	case 0:
 		return
@@ -76,11 +90,7 @@ func saveVerifications(t *txn, vs []*verifyd.Verification) {
 		ids[i], statuses[i], reasons[i], deliveries[i] = v.ID, string(v.Status), v.CompletionReason, v.DeliveryStatus
 		attempts[i], updated[i] = int32(v.Attempts), v.UpdatedAt
 	}
-	t.queue(`UPDATE verifications AS v SET status = u.status, attempts = u.attempts, completion_reason = u.reason,
-			delivery_status = u.delivery, updated_at = u.updated
-		FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
-			AS u(id, status, attempts, reason, delivery, updated)
-		WHERE v.id = u.id`, ids, statuses, attempts, reasons, deliveries, updated)
+	t.queue(multi, ids, statuses, attempts, reasons, deliveries, updated)
 }
 
 // whState is the webhook state an event of profile (an SQL expression) is
@@ -131,79 +141,109 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 // over to p.Verification), and inserts the verification and its job, all in
 // one transaction. A Guard error keeps only the time expiry.
 //
-// Two round trips: BEGIN, the (profile, phone) advisory lock and the newest
-// row (FOR UPDATE) go in one; the writes and COMMIT in the other.
+// With writers (WithWriters) concurrent triggers and checks share
+// transactions (writer.go); a trigger carrying an Idempotency record, and
+// every operation of a batch the server refused, runs alone
+// (createAlone).
 func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) (*verifyd.Verification, error) {
-	v, j, now := p.Verification, p.Job, p.Now
-	if v == nil || j == nil {
+	if p.Verification == nil || p.Job == nil {
 		return nil, verifyd.Errorf(verifyd.EINTERNAL, "Verification and job are required.")
 	}
-	var superseded *verifyd.Verification
-	var nv verifyd.Verification
-	var nj verifyd.Job
-	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
-		superseded = nil
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var c created
+	var err error
+	if s.wq != nil && p.Idempotency == nil {
+		var out wout
+		out, err = s.submit(&wop{ctx: ctx, octx: octx, create: &p})
+		if out.fallback {
+			c, err = s.createAlone(ctx, octx, p)
+		} else {
+			c = out.created
+		}
+	} else {
+		c, err = s.createAlone(ctx, octx, p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The caller sees the stored state (IDs, carried Attempts) once committed.
+	*p.Verification, *p.Job = *c.v, *c.j
+	return c.superseded, nil
+}
+
+// created is the outcome of a trigger: the rows inserted and the
+// verification superseded, if any.
+type created struct {
+	v          *verifyd.Verification
+	j          *verifyd.Job
+	superseded *verifyd.Verification
+}
+
+// createStep is the logic of a trigger, run on newest (the newest
+// verification of (profile, phone), read and locked in the transaction;
+// it may be changed): it returns the writes and the outcome. A refused
+// trigger returns its error and only the writes it keeps (a time expiry
+// before Guard; nothing when IdempotencyRow fails). Guard, Rows and
+// IdempotencyRow may thus run more than once for one trigger (a
+// transaction that failed runs again).
+func createStep(p verifyd.CreateParams, newest *verifyd.Verification) (w writes, c created, err error) {
+	now := p.Now
+	if newest != nil && newest.PendingExpired(now) {
+		w.events = append(w.events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonTimedOut, now))
+		w.save = newest
+	}
+	if p.Guard != nil {
+		var arg *verifyd.Verification
+		if newest != nil {
+			c := *newest
+			arg = &c
+		}
+		if gerr := p.Guard(arg); gerr != nil {
+			return w, created{}, gerr
+		}
+	}
+	if newest != nil && newest.Status == verifyd.StatusPending {
+		w.events = append(w.events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now))
+		w.save = newest
+		c.superseded = newest
+	}
+	nv, nj := p.Rows(newest, c.superseded)
+	c.v, c.j = &nv, &nj
+	w.insert, w.job = c.v, c.j
+	r, err := p.IdempotencyRow(&nv)
+	if err != nil {
+		return writes{}, created{}, err // nothing written: rolled back
+	}
+	if r != nil {
+		w.idem, w.idemAt = r, now
+	}
+	return w, c, nil
+}
+
+// createAlone is CreateVerification as its own transaction, under octx.
+//
+// Two round trips: BEGIN, the (profile, phone) advisory lock and the newest
+// row (FOR UPDATE) go in one; the writes and COMMIT in the other.
+func (s *Store) createAlone(ctx, octx context.Context, p verifyd.CreateParams) (created, error) {
+	v := p.Verification
+	var c created
+	err := s.txIn(ctx, octx, func(ctx context.Context, t *txn) error {
+		c = created{}
 		var newest *verifyd.Verification
 		t.queue(qLockProfilePhone, v.ProfileID, v.PhoneNumber)
 		t.queue(qNewestVerification+` FOR UPDATE`, v.ProfileID, v.PhoneNumber, v.AccountID).Query(scanOne(&newest))
 		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		var events []*verifyd.Event
-		changed := false
-		if newest != nil && newest.PendingExpired(now) {
-			events = append(events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonTimedOut, now))
-			changed = true
+		w, out, serr := createStep(p, newest)
+		if err := commitWrites(ctx, t, &w, serr); err != nil {
+			return err
 		}
-		if p.Guard != nil {
-			var arg *verifyd.Verification
-			if newest != nil {
-				c := *newest
-				arg = &c
-			}
-			if gerr := p.Guard(arg); gerr != nil {
-				if !changed {
-					return gerr // nothing written: rolled back
-				}
-				saveVerifications(t, []*verifyd.Verification{newest})
-				insertEvents(t, events)
-				if err := t.commit(ctx); err != nil {
-					return err
-				}
-				return gerr
-			}
-		}
-		if newest != nil && newest.Status == verifyd.StatusPending {
-			events = append(events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now))
-			superseded = newest
-			changed = true
-		}
-		nv, nj = p.Rows(newest, superseded)
-
-		if changed {
-			saveVerifications(t, []*verifyd.Verification{newest})
-			insertEvents(t, events)
-		}
-		t.queue(`INSERT INTO verifications (`+verificationCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-			nv.ID, nv.AccountID, nv.ProfileID, string(nv.Type), nv.PhoneNumber, nv.CodeHash, nv.CustomCode, nv.Extension,
-			nv.TimeoutSecs, string(nv.Status), nv.Attempts, nv.CompletionReason, nv.DeliveryStatus,
-			nv.CreatedAt, nv.UpdatedAt, nv.ExpiresAt)
-		insertJob(t, &nj)
-		if r, err := p.IdempotencyRow(&nv); r != nil || err != nil {
-			if err != nil {
-				return err
-			}
-			insertIdempotency(t, r, now)
-		}
-		return t.commit(ctx)
+		c = out
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	// The caller sees the stored state (IDs, carried Attempts) once committed.
-	*v, *j = nv, nj
-	return superseded, nil
+	return c, err
 }
 
 // GetVerification returns the verification as stored, or ENOTFOUND.

@@ -1,0 +1,18 @@
+package postgres
+
+// BatchStats is what the writers of a Store did (writer.go).
+type BatchStats struct {
+	Batches   int64 // committed batches
+	Ops       int64 // operations run in committed batches
+	MaxOps    int64 // the most operations run in one committed batch
+	Carried   int64 // operations carried to a next batch
+	Fallbacks int64 // batches whose operations then ran alone
+	Failed    int64 // batches whose operations failed with the batch's error
+}
+
+// BatchStats returns what the writers did so far.
+func (s *Store) BatchStats() BatchStats {
+	st := &s.stats
+	return BatchStats{Batches: st.batches.Load(), Ops: st.ops.Load(), MaxOps: st.maxOps.Load(),
+		Carried: st.carried.Load(), Fallbacks: st.fallbacks.Load(), Failed: st.failed.Load()}
+}
