@@ -16,3 +16,6 @@ func (s *Store) BatchStats() BatchStats {
 	return BatchStats{Batches: st.batches.Load(), Ops: st.ops.Load(), MaxOps: st.maxOps.Load(),
 		Carried: st.carried.Load(), Fallbacks: st.fallbacks.Load(), Failed: st.failed.Load()}
 }
+
+// Queued returns the number of operations queued for the writers.
+func (s *Store) Queued() int { return len(s.wq) }
