@@ -16,6 +16,7 @@ import (
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/api"
+	"github.com/verifyd/verifyd/internal/logbuf"
 	"github.com/verifyd/verifyd/service"
 	"github.com/verifyd/verifyd/webhook"
 )
@@ -80,6 +81,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := cfg.flags("serve", getenv, stderr).Parse(args); err != nil {
 		return err
 	}
+	// The server's log (one access record per request) leaves through a
+	// buffer that one goroutine writes out: no write system call per request.
+	// Deferred first, so it runs last: everything logged on the way out is
+	// written before serve returns.
+	logs := logbuf.New(stderr)
+	defer logs.Close()
+	stderr = logs
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
