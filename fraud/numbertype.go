@@ -51,13 +51,18 @@ func classify(phone string, num *phonenumbers.PhoneNumber) (Classification, erro
 			return Classification{}, &verifyd.Error{Code: verifyd.EPHONEINVALID, Message: "The phone number is not valid for its country."}
 		}
 	}
-	region := phonenumbers.GetRegionCodeForNumber(num)
-	return Classification{Number: num, Region: region, Type: TypeOf(num)}, nil
+	region, t := regionAndType(num)
+	return Classification{Number: num, Region: region, Type: typeName(t)}, nil
 }
 
 // TypeOf classifies a parsed number with libphonenumber's data.
 func TypeOf(num *phonenumbers.PhoneNumber) NumberType {
-	switch phonenumbers.GetNumberType(num) {
+	_, t := regionAndType(num)
+	return typeName(t)
+}
+
+func typeName(t phonenumbers.PhoneNumberType) NumberType {
+	switch t {
 	case phonenumbers.FIXED_LINE:
 		return FixedLine
 	case phonenumbers.MOBILE:
