@@ -7,13 +7,13 @@ import (
 )
 
 // The verification an attempt selects, by ID or newest of (profile, phone),
-// with the count of failures of its (profile, phone) since the last
+// after its seq (wtx.scanSeq), with the count of failures of its (profile, phone) since the last
 // parameter: one statement instead of two.
 const (
-	qAttemptByID = `SELECT ` + verificationCols + `, (SELECT count(*) FROM check_failures f
+	qAttemptByID = `SELECT seq, ` + verificationCols + `, (SELECT count(*) FROM check_failures f
 		WHERE f.profile_id = v.profile_id AND f.phone_number = v.phone_number AND f.at >= ?3)
 		FROM verifications v WHERE id = ?1 AND account_id = ?2`
-	qAttemptNewest = `SELECT ` + verificationCols + `, (SELECT count(*) FROM check_failures f
+	qAttemptNewest = `SELECT seq, ` + verificationCols + `, (SELECT count(*) FROM check_failures f
 		WHERE f.profile_id = v.profile_id AND f.phone_number = v.phone_number AND f.at >= ?4)
 		FROM verifications v WHERE profile_id = ?1 AND phone_number = ?2 AND account_id = ?3
 		ORDER BY created_at DESC, id DESC LIMIT 1`
@@ -31,10 +31,7 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 		res = verifyd.AttemptResult{}
 		var v *verifyd.Verification
 		var failures int
-		scan := func(r rowScanner) (err error) {
-			v, err = scanVerification(extraScanner{r, &failures})
-			return err
-		}
+		scan := w.scanSeq(&v, &failures)
 		var err error
 		if p.ID != "" {
 			_, err = w.queryRow(scan, qAttemptByID, p.ID, p.AccountID, tm(p.FailuresSince))

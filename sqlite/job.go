@@ -386,7 +386,7 @@ func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID st
 	if (o.DeliveryStatus == "" && !o.FailVerification) || verificationID == "" {
 		return nil
 	}
-	v, err := w.getVerification(qVerificationByID, verificationID, accountID)
+	v, err := w.getVerification(wqVerificationByID, verificationID, accountID)
 	if err != nil || v == nil {
 		return err
 	}

@@ -22,20 +22,53 @@ func scanVerification(r rowScanner) (*verifyd.Verification, error) {
 	return &v, nil
 }
 
-// getVerification reads one verification in the batch transaction; nil if
-// there is none.
+// getVerification reads one verification in the batch transaction with
+// query, one of the wq* queries (their first column is seq); nil if there
+// is none.
 func (w *wtx) getVerification(query string, args ...any) (*verifyd.Verification, error) {
 	var v *verifyd.Verification
-	_, err := w.queryRow(func(r rowScanner) (err error) { v, err = scanVerification(r); return err }, query, args...)
+	_, err := w.queryRow(w.scanSeq(&v, nil), query, args...)
 	return v, err
 }
 
+// scanSeq returns a scan of seq, the verification columns and extra into
+// *v, remembering the row's seq (see wtx.seqs).
+func (w *wtx) scanSeq(v **verifyd.Verification, extra any) func(rowScanner) error {
+	return func(r rowScanner) error {
+		var seq int64
+		var sc rowScanner = seqScanner{r, &seq}
+		if extra != nil {
+			sc = seqScanner{extraScanner{r, extra}, &seq}
+		}
+		var err error
+		if *v, err = scanVerification(sc); err != nil {
+			return err
+		}
+		w.seqs[(*v).ID] = seq
+		return nil
+	}
+}
+
+// where addresses v's row: by seq (the rowid) when the batch knows it,
+// else by id through its index. It returns the clause and its argument.
+func (w *wtx) where(v *verifyd.Verification) (string, any) {
+	if seq, ok := w.seqs[v.ID]; ok {
+		return ` WHERE seq = ?`, seq
+	}
+	return ` WHERE id = ?`, v.ID
+}
+
 const (
-	qVerificationByID = `SELECT ` + verificationCols + ` FROM verifications WHERE id = ? AND account_id = ?`
+	fromByID = ` FROM verifications WHERE id = ? AND account_id = ?`
 	// The newest verification of (profile, phone), by created_at then id.
-	qNewestVerification = `SELECT ` + verificationCols + ` FROM verifications
-		WHERE profile_id = ? AND phone_number = ? AND account_id = ?
+	fromNewest = ` FROM verifications WHERE profile_id = ? AND phone_number = ? AND account_id = ?
 		ORDER BY created_at DESC, id DESC LIMIT 1`
+
+	qVerificationByID   = `SELECT ` + verificationCols + fromByID
+	qNewestVerification = `SELECT ` + verificationCols + fromNewest
+	// The writer's versions: seq first (getVerification).
+	wqVerificationByID   = `SELECT seq, ` + verificationCols + fromByID
+	wqNewestVerification = `SELECT seq, ` + verificationCols + fromNewest
 )
 
 // The updates below each write only the columns their change touches:
@@ -45,35 +78,52 @@ const (
 // saveCompletion writes what complete changes: status, reason, attempts
 // (an accept counts one), delivery status (D33) and updated_at.
 func (w *wtx) saveCompletion(v *verifyd.Verification) error {
+	where, key := w.where(v)
 	_, err := w.exec(`UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, delivery_status = ?,
-		updated_at = ? WHERE id = ?`, v.Status, v.Attempts, v.CompletionReason, v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
+		updated_at = ?`+where, v.Status, v.Attempts, v.CompletionReason, v.DeliveryStatus, tm(v.UpdatedAt), key)
 	return err
 }
 
 // saveAttempts writes Attempts and UpdatedAt of v (a counted reject that
 // leaves it pending).
 func (w *wtx) saveAttempts(v *verifyd.Verification) error {
-	_, err := w.exec(`UPDATE verifications SET attempts = ?, updated_at = ? WHERE id = ?`,
-		v.Attempts, tm(v.UpdatedAt), v.ID)
+	where, key := w.where(v)
+	_, err := w.exec(`UPDATE verifications SET attempts = ?, updated_at = ?`+where, v.Attempts, tm(v.UpdatedAt), key)
 	return err
 }
 
 // saveDelivery writes DeliveryStatus and UpdatedAt of v.
 func (w *wtx) saveDelivery(v *verifyd.Verification) error {
-	_, err := w.exec(`UPDATE verifications SET delivery_status = ?, updated_at = ? WHERE id = ?`,
-		v.DeliveryStatus, tm(v.UpdatedAt), v.ID)
+	where, key := w.where(v)
+	_, err := w.exec(`UPDATE verifications SET delivery_status = ?, updated_at = ?`+where,
+		v.DeliveryStatus, tm(v.UpdatedAt), key)
 	return err
 }
 
-// insertEvent appends e to the event log, keyed by its verification's seq.
+// insertEvent appends e to the event log, keyed by its verification's seq
+// (known to the batch, or looked up by id), with its webhook state from one
+// lookup of the profile.
 func (w *wtx) insertEvent(e *verifyd.Event) error {
-	_, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
-		occurred_at, payload, wh_state, wh_next_at) VALUES (?1, ?2, ?3, ?4, (SELECT seq FROM verifications WHERE id = ?4),
-		?5, ?6, ?7, coalesce((SELECT 'pending' FROM profiles WHERE id = ?3 AND webhook_url != ''), ''),
-		coalesce((SELECT wh_paused_until FROM profiles WHERE id = ?3 AND webhook_url != ''), 0))`,
-		e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, tm(e.OccurredAt), e.Payload)
+	var seq any = e.VerificationID
+	q := qInsertEventByID
+	if n, ok := w.seqs[e.VerificationID]; ok {
+		seq, q = n, qInsertEventSeq
+	}
+	_, err := w.exec(q, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
 	return err
 }
+
+// The event insert, with ?5 the verification's seq or its id.
+const (
+	qInsertEventSeq  = insertEventHead + `?5` + insertEventTail
+	qInsertEventByID = insertEventHead + `(SELECT seq FROM verifications WHERE id = ?5)` + insertEventTail
+
+	insertEventHead = `INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
+		occurred_at, payload, wh_state, wh_next_at) SELECT ?1, ?2, ?3, ?4, `
+	insertEventTail = `, ?6, ?7, ?8, coalesce(p.state, ''), coalesce(p.next, 0)
+		FROM (SELECT 1) LEFT JOIN (SELECT 'pending' AS state, wh_paused_until AS next FROM profiles
+			WHERE id = ?3 AND webhook_url != '') p`
+)
 
 // complete moves v out of pending to status with reason at now (a delivery
 // still only sent becomes delivery_unconfirmed, D33), saves it and writes
@@ -109,7 +159,7 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 	var nj verifyd.Job
 	err := s.write(ctx, func(w *wtx) error {
 		superseded = nil
-		newest, err := w.getVerification(qNewestVerification, v.ProfileID, v.PhoneNumber, v.AccountID)
+		newest, err := w.getVerification(wqNewestVerification, v.ProfileID, v.PhoneNumber, v.AccountID)
 		if err != nil {
 			return err
 		}
@@ -203,7 +253,7 @@ func (s *Store) ExpireVerification(ctx context.Context, accountID, id string, no
 		return v, err // nothing to write: spare the writer
 	}
 	err = s.write(ctx, func(w *wtx) error {
-		if v, err = w.getVerification(qVerificationByID, id, accountID); err != nil {
+		if v, err = w.getVerification(wqVerificationByID, id, accountID); err != nil {
 			return err
 		}
 		if v == nil {

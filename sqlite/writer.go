@@ -39,6 +39,10 @@ func (k *keep) Error() string { return k.err.Error() }
 // connection, inside BEGIN IMMEDIATE.
 type wtx struct {
 	s *Store
+	// seqs holds the seq (rowid) of each verification the batch has read
+	// or written, by id, so that its updates and events address the row
+	// directly instead of through the id index (cleared per pass).
+	seqs map[string]int64
 }
 
 // ctx is the context statements run with on the writer: operations are
@@ -132,7 +136,7 @@ func (s *Store) writer() {
 	batch := make([]*op, 0, s.maxBatch)
 	live := make([]*op, 0, s.maxBatch)
 	errs := make([]error, s.maxBatch)
-	w := &wtx{s: s}
+	w := &wtx{s: s, seqs: map[string]int64{}}
 	for {
 		o, ok := <-s.ops
 		if !ok {
@@ -220,6 +224,7 @@ func (s *Store) runBatch(w *wtx, live []*op, errs []error) {
 // back, to run again), or -1; err is an error of the transaction itself,
 // which fails every operation.
 func (s *Store) runPass(w *wtx, live []*op, errs []error, from int) (failed int, err error) {
+	clear(w.seqs)
 	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
 		return -1, err
 	}
