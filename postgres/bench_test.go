@@ -47,7 +47,8 @@ func benchModes(b *testing.B, bench func(b *testing.B, s *postgres.Store, start 
 				postgres.WithWriters(m.writers))
 			var pg0 map[int]time.Duration
 			var self0 time.Duration
-			bench(b, s, func() { pg0, self0 = serverCPU(b, url, app), selfCPU() })
+			var st0 postgres.BatchStats
+			bench(b, s, func() { pg0, self0, st0 = serverCPU(b, url, app), selfCPU(), s.BatchStats() })
 			b.StopTimer()
 			self := selfCPU() - self0
 			var pg time.Duration
@@ -59,8 +60,8 @@ func benchModes(b *testing.B, bench func(b *testing.B, s *postgres.Store, start 
 				b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
 			}
 			b.ReportMetric(float64(self.Microseconds())/float64(b.N), "go-µs/op")
-			if st := s.BatchStats(); st.Batches > 0 {
-				b.ReportMetric(float64(st.Ops)/float64(st.Batches), "ops/batch")
+			if st := s.BatchStats(); st.Batches > st0.Batches {
+				b.ReportMetric(float64(st.Ops-st0.Ops)/float64(st.Batches-st0.Batches), "ops/batch")
 			}
 		})
 	}
