@@ -47,7 +47,7 @@ func Classify(phone string) (Classification, error) { return classify(phone, nil
 func classify(phone string, num *phonenumbers.PhoneNumber) (Classification, error) {
 	if num == nil {
 		var err error
-		if num, err = phonenumbers.Parse(phone, ""); err != nil {
+		if num, err = parseE164(phone); err != nil {
 			return Classification{}, &verifyd.Error{Code: verifyd.EPHONEINVALID, Message: "The phone number is not valid for its country."}
 		}
 	}

@@ -3,9 +3,11 @@ package fraud
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
 )
 
 // regionAndType resolves a parsed number's region and type exactly as
@@ -68,6 +70,7 @@ type regionData struct {
 
 	sameMobileAndFixed bool
 	leading            *regexp.Regexp // "^(?:leading digits)", nil if the region has none
+	nationalPrefix     *regexp.Regexp // "^(?:national prefix for parsing)", nil if none
 }
 
 // numberType is libphonenumber's getNumberTypeHelper.
@@ -179,5 +182,56 @@ func compileRegion(md *phonenumbers.PhoneMetadata) *regionData {
 	if ld := md.GetLeadingDigits(); ld != "" {
 		m.leading = regexp.MustCompile("^(?:" + ld + ")")
 	}
+	if np := md.GetNationalPrefixForParsing(); np != "" {
+		m.nationalPrefix = regexp.MustCompile("^(?:" + np + ")")
+	}
 	return m
+}
+
+// parseE164 is phonenumbers.Parse(phone, "") (the result and the error are
+// the same; tested), without the library's general machinery for the usual
+// input, "+" and digits whose national part cannot start with a national
+// prefix: its country calling code is the shortest prefix of one to three
+// digits that is one, and its national number the rest. Anything else
+// (other characters, too short or long, a national part the region's
+// national prefix pattern matches, which Parse may strip) goes to Parse.
+func parseE164(phone string) (*phonenumbers.PhoneNumber, error) {
+	if len(phone) < 4 || len(phone) > 20 || phone[0] != '+' || phone[1] == '0' {
+		return phonenumbers.Parse(phone, "")
+	}
+	for i := 1; i < len(phone); i++ {
+		if phone[i] < '0' || phone[i] > '9' {
+			return phonenumbers.Parse(phone, "")
+		}
+	}
+	digits := phone[1:]
+	for i := 1; i <= 3; i++ {
+		cc, _ := strconv.Atoi(digits[:i])
+		regions := phonenumbers.GetRegionCodesForCountryCode(cc)
+		if len(regions) == 0 {
+			continue
+		}
+		nsn := digits[i:]
+		m := metadataFor(cc, regions[0])
+		if len(nsn) < 2 || len(nsn) > 17 || m == nil || m.nationalPrefix != nil && m.nationalPrefix.MatchString(nsn) {
+			break
+		}
+		n, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			break
+		}
+		num := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(int32(cc)), NationalNumber: proto.Uint64(n)}
+		if nsn[0] == '0' {
+			num.ItalianLeadingZero = proto.Bool(true)
+			zeros := 1
+			for zeros < len(nsn)-1 && nsn[zeros] == '0' {
+				zeros++
+			}
+			if zeros != 1 {
+				num.NumberOfLeadingZeros = proto.Int32(int32(zeros))
+			}
+		}
+		return num, nil
+	}
+	return phonenumbers.Parse(phone, "")
 }
