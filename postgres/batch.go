@@ -37,14 +37,19 @@ func (w *writes) queue(t *txn) {
 	}
 	insertEvents(t, w.events)
 	if w.insert != nil {
-		insertVerifications(t, []*verifyd.Verification{w.insert})
-		insertJobs(t, []*verifyd.Job{w.job})
+		v := w.insert
+		t.queue(`INSERT INTO verifications (`+verificationCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+			v.ID, v.AccountID, v.ProfileID, string(v.Type), v.PhoneNumber, v.CodeHash, v.CustomCode, v.Extension,
+			v.TimeoutSecs, string(v.Status), v.Attempts, v.CompletionReason, v.DeliveryStatus,
+			v.CreatedAt, v.UpdatedAt, v.ExpiresAt)
+		insertJob(t, w.job)
 	}
 	if w.idem != nil {
 		insertIdempotency(t, w.idem, w.idemAt)
 	}
-	if w.failure != nil {
-		insertCheckFailures(t, []checkFailure{*w.failure})
+	if f := w.failure; f != nil {
+		t.queue(`INSERT INTO check_failures (profile_id, phone_number, at) VALUES ($1, $2, $3)`, f.profileID, f.phone, f.at)
 	}
 }
 
@@ -86,28 +91,26 @@ func (b *batchWrites) add(w *writes) {
 	}
 }
 
+// queue queues the writes of a batch: one statement per table, each with
+// a text only batches use (see qBatchPlanner), whatever the number of rows.
 func (b *batchWrites) queue(t *txn) {
-	saveVerificationsWith(t, qBatchSave, b.saves)
-	insertEvents(t, b.events)
-	insertVerifications(t, b.inserts)
-	insertJobs(t, b.jobs)
-	insertCheckFailures(t, b.failures)
+	if len(b.saves) > 0 {
+		saveVerificationsAs(t, qBatchSave, b.saves)
+	}
+	if len(b.events) > 0 {
+		insertEventsAs(t, qBatchEvents, b.events)
+	}
+	if len(b.inserts) > 0 {
+		insertVerifications(t, b.inserts)
+		insertJobs(t, b.jobs)
+	}
+	if len(b.failures) > 0 {
+		insertCheckFailures(t, b.failures)
+	}
 }
 
 // insertVerifications queues the insert of vs.
 func insertVerifications(t *txn, vs []*verifyd.Verification) {
-	switch len(vs) {
-	case 0:
-		return
-	case 1:
-		v := vs[0]
-		t.queue(`INSERT INTO verifications (`+verificationCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-			v.ID, v.AccountID, v.ProfileID, string(v.Type), v.PhoneNumber, v.CodeHash, v.CustomCode, v.Extension,
-			v.TimeoutSecs, string(v.Status), v.Attempts, v.CompletionReason, v.DeliveryStatus,
-			v.CreatedAt, v.UpdatedAt, v.ExpiresAt)
-		return
-	}
 	n := len(vs)
 	ids, accounts, profiles, types, phones := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	hashes, custom, exts := make([][]byte, n), make([]bool, n), make([]string, n)
@@ -131,13 +134,6 @@ func insertVerifications(t *txn, vs []*verifyd.Verification) {
 
 // insertJobs queues the insert of js.
 func insertJobs(t *txn, js []*verifyd.Job) {
-	switch len(js) {
-	case 0:
-		return
-	case 1:
-		insertJob(t, js[0])
-		return
-	}
 	n := len(js)
 	ids, kinds, accounts, vids := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads, attempt, maxAttempts, states := make([][]byte, n), make([]int32, n), make([]int32, n), make([]string, n)
@@ -157,14 +153,6 @@ func insertJobs(t *txn, js []*verifyd.Job) {
 
 // insertCheckFailures queues the insert of fs.
 func insertCheckFailures(t *txn, fs []checkFailure) {
-	switch len(fs) {
-	case 0:
-		return
-	case 1:
-		t.queue(`INSERT INTO check_failures (profile_id, phone_number, at) VALUES ($1, $2, $3)`,
-			fs[0].profileID, fs[0].phone, fs[0].at)
-		return
-	}
 	profiles, phones, at := make([]string, len(fs)), make([]string, len(fs)), make([]time.Time, len(fs))
 	for i, f := range fs {
 		profiles[i], phones[i], at[i] = f.profileID, f.phone, f.at
@@ -184,14 +172,11 @@ const (
 	// the size (or statistics) of the tables when a connection first
 	// plans them, or a plan made on a young table (a sequential scan)
 	// would stay for the life of the connection: sequential scans are
-	// disabled. (Statements of a batch that other transactions run too
-	// either cannot scan (single-row inserts, updates by primary key) or
-	// have a text of their own, qBatchSave: a cached plan belongs to its
-	// text.)
+	// disabled. Every statement a batch runs has a text that only batches
+	// use (qBatchSave, qBatchEvents), since a cached plan belongs to its
+	// text.
 	qBatchPlanner = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 		set_config('enable_seqscan', 'off', true)`
-	// qBatchSave is qSaveVerifications for batches (see qBatchPlanner).
-	qBatchSave = "-- batch\n" + qSaveVerifications
 
 	// qBatchLock takes the (profile, phone) advisory lock (as
 	// qLockProfilePhone) of every trigger and check by phone ($1, $2) and of
@@ -242,6 +227,13 @@ const (
 			SELECT w.profile_id, w.phone_number FROM verifications w
 			WHERE o.id <> '' AND w.id = o.id AND w.account_id = o.acc
 		) k(p, ph)`
+)
+
+// The writes of batches that other transactions make too, with texts of
+// their own (see qBatchPlanner).
+var (
+	qBatchSave   = "-- batch\n" + qSaveVerifications
+	qBatchEvents = "-- batch\n" + qInsertEvents
 )
 
 // lockKey is the (profile, phone) whose advisory lock a trigger or check

@@ -61,20 +61,6 @@ func completeV(v *verifyd.Verification, status verifyd.Status, reason string, no
 
 // saveVerifications queues the writes of the mutable columns of vs.
 func saveVerifications(t *txn, vs []*verifyd.Verification) {
-	saveVerificationsWith(t, qSaveVerifications, vs)
-}
-
-// qSaveVerifications writes the mutable columns of the verifications of
-// $1 (two or more).
-const qSaveVerifications = `UPDATE verifications AS v SET status = u.status, attempts = u.attempts,
-		completion_reason = u.reason, delivery_status = u.delivery, updated_at = u.updated
-	FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
-		AS u(id, status, attempts, reason, delivery, updated)
-	WHERE v.id = u.id`
-
-// saveVerificationsWith is saveVerifications writing two or more rows with
-// multi (qSaveVerifications, or its text for batches).
-func saveVerificationsWith(t *txn, multi string, vs []*verifyd.Verification) {
 	switch len(vs) {
 	case 0:
 		return
@@ -84,13 +70,27 @@ func saveVerificationsWith(t *txn, multi string, vs []*verifyd.Verification) {
 			updated_at = $6 WHERE id = $1`, v.ID, string(v.Status), v.Attempts, v.CompletionReason, v.DeliveryStatus, v.UpdatedAt)
 		return
 	}
+	saveVerificationsAs(t, qSaveVerifications, vs)
+}
+
+// qSaveVerifications writes the mutable columns of the verifications of
+// $1.
+const qSaveVerifications = `UPDATE verifications AS v SET status = u.status, attempts = u.attempts,
+		completion_reason = u.reason, delivery_status = u.delivery, updated_at = u.updated
+	FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
+		AS u(id, status, attempts, reason, delivery, updated)
+	WHERE v.id = u.id`
+
+// saveVerificationsAs queues the writes of vs (one or more) as sql, the
+// text of qSaveVerifications (or its text for batches).
+func saveVerificationsAs(t *txn, sql string, vs []*verifyd.Verification) {
 	ids, statuses, reasons, deliveries := make([]string, len(vs)), make([]string, len(vs)), make([]string, len(vs)), make([]string, len(vs))
 	attempts, updated := make([]int32, len(vs)), make([]time.Time, len(vs))
 	for i, v := range vs {
 		ids[i], statuses[i], reasons[i], deliveries[i] = v.ID, string(v.Status), v.CompletionReason, v.DeliveryStatus
 		attempts[i], updated[i] = int32(v.Attempts), v.UpdatedAt
 	}
-	t.queue(multi, ids, statuses, attempts, reasons, deliveries, updated)
+	t.queue(sql, ids, statuses, attempts, reasons, deliveries, updated)
 }
 
 // whState is the webhook state an event of profile (an SQL expression) is
@@ -121,6 +121,20 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 			e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
 		return
 	}
+	insertEventsAs(t, qInsertEvents, evs)
+}
+
+// qInsertEvents inserts the events of $1, in order.
+var qInsertEvents = `INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
+		wh_next_at)
+	SELECT id, acc, prof, vid, typ, at, payload, ` + whState("prof") + `, ` + whNext("prof") + `
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
+		WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
+	ORDER BY n`
+
+// insertEventsAs queues the insert of evs (one or more) as sql, the text
+// of qInsertEvents (or its text for batches).
+func insertEventsAs(t *txn, sql string, evs []*verifyd.Event) {
 	n := len(evs)
 	ids, accounts, profiles, vids, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	at, payloads := make([]time.Time, n), make([][]byte, n)
@@ -128,12 +142,7 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 		ids[i], accounts[i], profiles[i], vids[i], types[i] = e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type
 		at[i], payloads[i] = e.OccurredAt, e.Payload
 	}
-	t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
-		wh_next_at)
-		SELECT id, acc, prof, vid, typ, at, payload, `+whState("prof")+`, `+whNext("prof")+`
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
-			WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
-		ORDER BY n`, ids, accounts, profiles, vids, types, at, payloads)
+	t.queue(sql, ids, accounts, profiles, vids, types, at, payloads)
 }
 
 // CreateVerification expires by time the newest verification of (profile,
