@@ -183,7 +183,7 @@ func TestBatchTriggers(t *testing.T) {
 		t.FailNow()
 	}
 	st := s.BatchStats()
-	if st.MaxOps != 64 || st.Ops != n+2 || st.Fallbacks != 0 || st.Failed != 0 {
+	if st.MaxOps != 64 || st.Ops+st.Alone != n+2 || st.Fallbacks != 0 || st.Failed != 0 {
 		t.Fatalf("batch stats %+v: want full batches (64), %d operations, no fallback", st, n+2)
 	}
 	jobs := claimAll(t, s, 2*n)
@@ -258,8 +258,8 @@ func TestBatchSameNumber(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	if st := s.BatchStats(); st.Carried != 2 || st.Batches != 3 || st.MaxOps != 2 {
-		t.Fatalf("batch stats %+v: want 2 carried, batches of 1, 2 and 2", st)
+	if st := s.BatchStats(); st.Carried != 2 || st.Batches != 2 || st.MaxOps != 2 || st.Alone != 1 {
+		t.Fatalf("batch stats %+v: want 2 carried, the blocked trigger alone, then 2 batches of 2", st)
 	}
 	if supB == nil || supB.ID != va.ID {
 		t.Fatalf("trigger b superseded %v, want a (%s)", supB, va.ID)

@@ -33,7 +33,9 @@ import (
 // one is carried to the writer's next batch, where it sees the earlier
 // one's writes (a hot number runs one trigger or check per batch).
 //
-// A trigger with an Idempotency record runs alone. When the server refuses
+// A writer that finds a single operation queued runs it as its own
+// transaction, as without batching (cheaper than a batch of one). A
+// trigger with an Idempotency record runs alone too. When the server refuses
 // a batch (a constraint, a deadlock, ...), nothing of it was committed, and
 // each of its operations runs alone (createAlone, attemptAlone) in its
 // caller's goroutine, where its own error, if any, is returned as it would
@@ -66,16 +68,16 @@ import (
 const (
 	// defaultWriters is the number of writer goroutines by default. One
 	// writer makes the biggest batches, so the least server CPU per
-	// operation; more writers overlap their round trips. Measured on a
-	// 2-core machine running the server too (BenchmarkCreateVerification
-	// and BenchmarkAttempt, server CPU per operation, 1/2/4 writers against
+	// operation; more writers overlap their round trips, and two callers
+	// alone are not made to wait for each other. Measured on a 2-core
+	// machine running the server too (BenchmarkCreateVerification and
+	// BenchmarkAttempt, server CPU per operation, 1/2/4 writers against
 	// each operation alone): with 16 callers 0.31/0.39/0.64 (triggers) and
 	// 0.31/0.42/0.54 (checks); with 64 callers 0.18/0.23/0.28 and
-	// 0.24/0.28/0.40. Wall time followed, but for triggers from 16 callers,
-	// where 2 writers beat 1 by a quarter (and lost by a third on checks).
-	// One batch of 64 triggers takes a few milliseconds, far from the
-	// bound one writer sets.
-	defaultWriters = 1
+	// 0.24/0.28/0.40. Wall time per operation from 16 callers was mostly
+	// best with 2 writers, from 64 with 1 (by 10-15 %); from 2 callers one
+	// writer serializes them (1.8x the wall time of alone), two do not.
+	defaultWriters = 2
 	// maxBatch bounds the operations of one batch.
 	maxBatch = 64
 	// queueLen bounds the operations queued for the writers; callers wait
@@ -102,7 +104,8 @@ const (
 // wout is the outcome of a wop.
 type wout struct {
 	fallback bool  // not run: the caller runs it alone
-	err      error // unmapped
+	alone    bool  // ran alone (runAlone): err is mapped
+	err      error // unmapped, unless alone
 	panicked bool  // a callback panicked with panicVal
 	panicVal any
 	created  created
@@ -114,6 +117,7 @@ type batchStats struct {
 	batches   atomic.Int64 // committed
 	ops       atomic.Int64 // operations run in committed batches
 	maxOps    atomic.Int64 // the most operations run in one committed batch
+	alone     atomic.Int64 // operations a writer took alone (run as their own transaction)
 	carried   atomic.Int64 // operations carried to a next batch
 	fallbacks atomic.Int64 // batches whose operations then ran alone
 	failed    atomic.Int64 // batches whose operations failed with the batch's error
@@ -170,6 +174,9 @@ func (s *Store) submit(o *wop) (out wout, err error) {
 	}
 	if out.panicked {
 		panic(out.panicVal)
+	}
+	if out.alone {
+		return out, out.err
 	}
 	return out, mapErr(o.ctx, out.err)
 }
@@ -255,6 +262,10 @@ func (s *Store) runBatch(live, carry []*wop) []*wop {
 		run = append(run, o)
 	}
 
+	if len(run) == 1 {
+		s.runAlone(run[0])
+		return carry
+	}
 	b := &batch{ops: run}
 	bctx, cancel := s.batchCtx(run)
 	sent, err := s.tryTx(context.Background(), bctx, b.run)
@@ -293,6 +304,27 @@ func (s *Store) runBatch(live, carry []*wop) []*wop {
 		o.done <- wout{err: err}
 	}
 	return carry
+}
+
+// runAlone runs o as its own transaction (createAlone, attemptAlone), in
+// the writer: a batch of one would cost more (its statements are made for
+// many).
+func (s *Store) runAlone(o *wop) {
+	s.stats.alone.Add(1)
+	out := wout{alone: true}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				out = wout{panicked: true, panicVal: r}
+			}
+		}()
+		if o.create != nil {
+			out.created, out.err = s.createAlone(o.ctx, o.octx, *o.create)
+		} else {
+			out.attempt, out.err = s.attemptAlone(o.ctx, o.octx, *o.attempt)
+		}
+	}()
+	o.done <- out
 }
 
 // batchCtx bounds a batch by the operation timeout and the earliest
