@@ -99,6 +99,9 @@ func (s *Store) FinishJobs(ctx context.Context, outs []verifyd.JobOutcome) []err
 	}
 	err := s.tx(ctx, func(ctx context.Context, t *txn) error {
 		clear(errs)
+		// Its statements take arrays of varying length, like a batch's:
+		// planned as a batch's are (qBatchPlanner).
+		t.queue(qBatchPlanner)
 		return finishJobs(ctx, t, outs, errs)
 	})
 	if err != nil {
