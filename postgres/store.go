@@ -136,7 +136,7 @@ func WithOperationTimeout(d time.Duration) Option { return func(s *settings) { s
 
 // WithWriters sets how many writer goroutines batch concurrent triggers
 // and checks (CreateVerification, Attempt) into shared transactions, each
-// running one batch at a time on a pooled connection (default 2; see
+// running one batch at a time on a pooled connection (default 1; see
 // writer.go). n <= 0 turns batching off: every trigger and check is then
 // its own transaction.
 func WithWriters(n int) Option { return func(s *settings) { s.writers = n } }

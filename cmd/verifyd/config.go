@@ -22,6 +22,7 @@ type config struct {
 	DebugAddr     string
 	DBSchema      string
 	DBMaxConns    int
+	DBWriters     int
 	JobLease      time.Duration
 	MaxAttempts   int
 	Retention     time.Duration
@@ -44,7 +45,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
-		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16,
+		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16, DBWriters: 1,
 		ShutdownGrace: 15 * time.Second, WebhookAttempts: 5, WebhookBackoff: 2 * time.Second,
 		WebhookMaxBackoff: 5 * time.Minute, WebhookConcurrency: 128, WebhookPerEndpoint: 16}
 }
@@ -64,6 +65,8 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.DBSchema, "db-schema", env("VERIFYD_DB_SCHEMA", c.DBSchema), "PostgreSQL schema to use, created if missing (VERIFYD_DB_SCHEMA; default: the URL's search_path)")
 	maxConns, _ := strconv.Atoi(env("VERIFYD_DB_MAX_CONNS", strconv.Itoa(c.DBMaxConns)))
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", maxConns, "PostgreSQL connection pool size (VERIFYD_DB_MAX_CONNS)")
+	writers, _ := strconv.Atoi(env("VERIFYD_DB_WRITERS", strconv.Itoa(c.DBWriters)))
+	fs.IntVar(&c.DBWriters, "db-writers", writers, "PostgreSQL: goroutines that each run concurrent triggers and checks as one transaction; 0 = every one its own (VERIFYD_DB_WRITERS)")
 	durVar(fs, env, &c.JobLease, "job-lease", "VERIFYD_JOB_LEASE", "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
 	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
 	fs.StringVar(&c.ConfigFile, "config", env("VERIFYD_CONFIG", c.ConfigFile), "YAML file of senders (SMPP, Twilio, Telnyx, SIP) and routes; default: the console sender (VERIFYD_CONFIG)")

@@ -20,7 +20,7 @@ type migrator interface {
 // only place that names both engines.
 func openStore(ctx context.Context, cfg config) (migrator, error) {
 	if cfg.isPostgres() {
-		opts := []postgres.Option{postgres.WithMaxConns(int32(cfg.DBMaxConns))}
+		opts := []postgres.Option{postgres.WithMaxConns(int32(cfg.DBMaxConns)), postgres.WithWriters(cfg.DBWriters)}
 		if cfg.DBSchema != "" {
 			opts = append(opts, postgres.WithSchema(cfg.DBSchema))
 		}
