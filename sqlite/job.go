@@ -215,8 +215,12 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 
 	// Attempts, and the delivery statuses to record (one per verification
 	// per statement; a second outcome for a verification goes alone).
-	var attempts []any
-	nAttempts := 0
+	type attempt struct {
+		o   *verifyd.JobOutcome
+		a   *verifyd.DeliveryAttempt
+		vid string
+	}
+	var attempts []attempt
 	type delivery struct {
 		o   *verifyd.JobOutcome
 		job held
@@ -232,8 +236,7 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 			continue
 		}
 		for _, a := range o.Attempts {
-			attempts = append(attempts, attemptRow(o, a, h.verificationID)...)
-			nAttempts++
+			attempts = append(attempts, attempt{o, a, h.verificationID})
 		}
 		if o.DeliveryStatus == "" || h.verificationID == "" {
 			continue
@@ -246,25 +249,66 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		vseen[h.verificationID] = true
 		deliveries = append(deliveries, d)
 	}
-	if nAttempts > 0 {
-		if _, err := w.exec(`INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
-			provider_message_id, parts, outcome, error, at) SELECT column1, column2,
-			(SELECT seq FROM verifications WHERE id = column2), column3, column4, column5, column6, column7, column8,
-			column9 FROM (VALUES `+placeholders(nAttempts, 9)+`)`, attempts...); err != nil {
+	// The delivery statuses first: their RETURNING gives the attempts and
+	// events their verifications' seqs (w.seqs).
+	fds := make([]finishedDelivery, len(deliveries))
+	for i, d := range deliveries {
+		fds[i] = finishedDelivery{d.o, d.job.verificationID, d.job.accountID}
+	}
+	if err := w.finishDeliveries(fds); err != nil {
+		return err
+	}
+	if len(attempts) > 0 {
+		args := make([]any, 0, 10*len(attempts))
+		for _, t := range attempts {
+			row := attemptRow(t.o, t.a, t.vid)
+			var seq any // NULL: looked up by id
+			if n, ok := w.seqs[row[1].(string)]; ok {
+				seq = n
+			}
+			args = append(append(args, row...), seq)
+		}
+		if _, err := w.exec(insertAttempts(len(attempts)), args...); err != nil {
 			return err
 		}
 	}
-	if len(deliveries) == 0 {
+	for _, d := range again {
+		if err := w.recordDelivery(d.o, d.job.verificationID, d.job.accountID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertAttempts is the insert of n delivery attempts: attemptRow's nine
+// values and the verification's seq, or NULL to look it up by id.
+func insertAttempts(n int) string {
+	return `INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
+		provider_message_id, parts, outcome, error, at) SELECT column1, column2,
+		coalesce(column10, (SELECT seq FROM verifications WHERE id = column2)), column3, column4, column5, column6,
+		column7, column8, column9 FROM (VALUES ` + placeholders(n, 10) + `)`
+}
+
+// finishedDelivery is a delivery status to record on a verification.
+type finishedDelivery struct {
+	o                         *verifyd.JobOutcome
+	verificationID, accountID string
+}
+
+// finishDeliveries records the delivery statuses of ds (one per
+// verification) with their events, in two statements, and remembers the
+// verifications' seqs in w.seqs.
+func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
+	if len(ds) == 0 {
 		return nil
 	}
-
-	args = make([]any, 0, 4*len(deliveries))
-	at := make(map[string]time.Time, len(deliveries))
-	for _, d := range deliveries {
-		args = append(args, d.job.verificationID, d.job.accountID, d.o.DeliveryStatus, tm(d.o.Now))
-		at[d.job.verificationID] = d.o.Now
+	args := make([]any, 0, 4*len(ds))
+	at := make(map[string]time.Time, len(ds))
+	for _, d := range ds {
+		args = append(args, d.verificationID, d.accountID, d.o.DeliveryStatus, tm(d.o.Now))
+		at[d.verificationID] = d.o.Now
 	}
-	rows, err = w.query(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(deliveries), 4)+`)
+	rows, err := w.query(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(ds), 4)+`)
 		UPDATE verifications SET delivery_status = x.ds, updated_at = x.at FROM x
 		WHERE verifications.id = x.vid AND verifications.account_id = x.acc
 		RETURNING seq, `+verificationCols, args...)
@@ -280,13 +324,13 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 			rows.Close()
 			return err
 		}
+		w.seqs[v.ID] = seq
 		typ := verifyd.DeliveryEvent(v.DeliveryStatus)
 		if typ == "" {
 			continue
 		}
 		e := verifyd.NewEvent(typ, v, at[v.ID])
-		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload,
-			e.ProfileID, e.ProfileID)
+		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
 		nEvents++
 	}
 	if err := rows.Err(); err != nil {
@@ -297,20 +341,26 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		return err
 	}
 	if nEvents > 0 {
-		row := "(?, ?, ?, ?, ?, ?, ?, ?, " + whStateExpr + ", " + whNextExpr + ")"
-		if _, err := w.exec(`INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
-			occurred_at, payload, wh_state, wh_next_at) VALUES `+strings.TrimSuffix(strings.Repeat(row+",", nEvents), ","),
-			events...); err != nil {
-			return err
-		}
-	}
-	for _, d := range again {
-		if err := w.recordDelivery(d.o, d.job.verificationID, d.job.accountID); err != nil {
+		if _, err := w.exec(insertEventsHead+placeholders(nEvents, 8)+insertEventsTail, events...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// The insert of several events (VALUES rows of the first eight columns),
+// each with its webhook state from one lookup of its profile. The VALUES
+// are the outer loop of the LEFT JOIN, so the events are inserted (and get
+// their seqs) in the order given.
+const (
+	insertEventsHead = `INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
+		occurred_at, payload, wh_state, wh_next_at)
+		SELECT x.column1, x.column2, x.column3, x.column4, x.column5, x.column6, x.column7, x.column8,
+			coalesce(p.state, ''), coalesce(p.next, 0)
+		FROM (VALUES `
+	insertEventsTail = `) x LEFT JOIN (SELECT id, 'pending' AS state, wh_paused_until AS next FROM profiles
+			WHERE webhook_url != '') p ON p.id = x.column3`
+)
 
 // seqScanner scans one column before those its caller scans.
 type seqScanner struct {

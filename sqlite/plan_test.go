@@ -47,10 +47,8 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 		UPDATE verifications SET delivery_status = x.ds, updated_at = x.at FROM x
 		WHERE verifications.id = x.vid AND verifications.account_id = x.acc
 		RETURNING seq, ` + verificationCols,
-		"finishAttempts": `INSERT INTO delivery_attempts (id, verification_id, verification_seq, job_id, sender,
-			provider_message_id, parts, outcome, error, at) SELECT column1, column2,
-			(SELECT seq FROM verifications WHERE id = column2), column3, column4, column5, column6, column7, column8,
-			column9 FROM (VALUES ` + placeholders(2, 9) + `)`,
+		"finishAttempts":  insertAttempts(2),
+		"finishEvents":    insertEventsHead + placeholders(3, 8) + insertEventsTail,
 		"insertEventSeq":  qInsertEventSeq,
 		"insertEventByID": qInsertEventByID,
 		"listEvents": `SELECT id, account_id, profile_id, verification_id, type, occurred_at, payload

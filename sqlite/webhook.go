@@ -10,16 +10,12 @@ import (
 	"github.com/verifyd/verifyd"
 )
 
-// whStateExpr is the webhook state an event is written with: pending when
-// its profile has a webhook_url at that moment (one primary-key lookup),
-// else none. It takes the profile ID as its one parameter.
-const whStateExpr = `coalesce((SELECT 'pending' FROM profiles WHERE id = ? AND webhook_url != ''), '')`
-
-// whNextExpr is when a new event's delivery is first due: at once (0),
-// unless the deliverer paused the profile's receiver (PauseWebhooks), so a
-// saturated receiver's new events cost no claim until it may have room.
-// It takes the profile ID as its one parameter.
-const whNextExpr = `coalesce((SELECT wh_paused_until FROM profiles WHERE id = ? AND webhook_url != ''), 0)`
+// An event is written with wh_state pending when its profile has a
+// webhook_url at that moment, else none, and is first due (wh_next_at) at
+// once (0) unless the deliverer paused the profile's receiver
+// (PauseWebhooks), so a saturated receiver's new events cost no claim until
+// it may have room: one lookup of the profile (insertEventHead,
+// insertEventsHead).
 
 const (
 	eventDeliveryCols = `e.id, e.account_id, e.profile_id, e.verification_id, e.type, e.occurred_at, e.payload,
