@@ -202,8 +202,7 @@ func (l *link) request(ctx context.Context, p *PDU, useWindow bool) (*PDU, error
 	}
 	t := time.NewTimer(l.cfg.responseTimeout)
 	defer t.Stop()
-	select {
-	case r := <-ch:
+	answer := func(r *PDU) (*PDU, error) {
 		if r.Status != StatusOK {
 			return r, &StatusError{Command: r.ID, Status: r.Status}
 		}
@@ -211,15 +210,39 @@ func (l *link) request(ctx context.Context, p *PDU, useWindow bool) (*PDU, error
 			return r, fmt.Errorf("smpp: %s answered with %s", p.ID, r.ID)
 		}
 		return r, nil
+	}
+	// answered reports a response that arrived as the wait ended another
+	// way (select picks at random among ready cases): the SMSC's answer
+	// wins, or an accepted message would be reported failed and sent again.
+	answered := func() (*PDU, bool) {
+		select {
+		case r := <-ch:
+			return r, true
+		default:
+			return nil, false
+		}
+	}
+	select {
+	case r := <-ch:
+		return answer(r)
 	case <-t.C:
 		forget()
+		if r, ok := answered(); ok {
+			return answer(r)
+		}
 		l.cfg.log.Warn("smpp: no response in time, closing link", "command", p.ID.String(), "seq", seq)
 		l.close(ErrResponseTimeout)
 		return nil, ErrResponseTimeout
 	case <-ctx.Done():
 		forget()
+		if r, ok := answered(); ok {
+			return answer(r)
+		}
 		return nil, ctx.Err()
 	case <-l.done:
+		if r, ok := answered(); ok {
+			return answer(r)
+		}
 		return nil, l.closedErr()
 	}
 }

@@ -180,3 +180,74 @@ func TestSender_ReceiptSinkErrors(t *testing.T) {
 		})
 	}
 }
+
+// An SMSC that answers and hangs up at once: the answer wins over the
+// closed link (a Send that got its submit_sm_resp succeeded; reporting it
+// failed would send the message again elsewhere). Each round, the answers
+// and the close reach the client in one burst, so that the answer and the
+// close are often both ready when a sending goroutine next runs (without
+// the fix, about half the runs under -race failed within 100 rounds).
+func TestSender_AnswerBeforeCloseWins(t *testing.T) {
+	const rounds, perRound = 100, 4
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var held []*PDU
+				for {
+					p, err := ReadPDU(br, 0)
+					if err != nil {
+						return
+					}
+					switch p.ID {
+					case BindTransceiver:
+						b, _ := (&PDU{ID: BindTransceiverResp, Seq: p.Seq}).Encode()
+						c.Write(b)
+					case SubmitSM:
+						if held = append(held, p); len(held) < perRound {
+							continue
+						}
+						var out []byte
+						for _, h := range held {
+							b, _ := (&PDU{ID: SubmitSMResp, Seq: h.Seq, MessageID: "x"}).Encode()
+							out = append(out, b...)
+						}
+						c.Write(out)
+						return // and hang up
+					}
+				}
+			}()
+		}
+	}()
+	cfg := testConfig(ln.Addr().String())
+	cfg.Window = perRound
+	for round := range rounds {
+		s := startSender(t, cfg, nil) // a fresh bind each round: the last one was hung up
+		var wg sync.WaitGroup
+		errs := make(chan error, perRound)
+		for range perRound {
+			wg.Go(func() {
+				_, err := s.Send(context.Background(), &verifyd.Message{To: to, Text: "w"})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: a send the SMSC answered failed: %v", round, err)
+			}
+		}
+		s.Close()
+	}
+}
