@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/verifyd/verifyd/internal/netprobe"
 )
 
 // sipp is one run of the sipp test peer (Debian package sip-tester) playing
@@ -73,14 +75,15 @@ func startSipp(tb testing.TB, scenario string, extra ...string) *sipp {
 			p.dump(tb)
 		}
 	})
-	// sipp listens once the port is taken.
+	// sipp listens once the port is bound (seen without binding it:
+	// netprobe).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
-		if err != nil {
+		if bound, ok := netprobe.UDPBound(p.port); !ok {
+			tb.Fatal("cannot read /proc/net/udp to see sipp listen")
+		} else if bound {
 			break
 		}
-		c.Close()
 		select {
 		case <-p.done:
 			p.dump(tb)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/verifyd/verifyd/internal/netprobe"
 )
 
 // sipPeer is one sipp process playing a UAS scenario on its own loopback
@@ -76,12 +78,12 @@ func startSIPPeer(t *testing.T, scenario string, extra ...string) *sipPeer {
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for { // sipp listens once its port is taken
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
-		if err != nil {
+	for { // sipp listens once its port is bound (seen without binding it: netprobe)
+		if bound, ok := netprobe.UDPBound(p.port); !ok {
+			t.Fatal("cannot read /proc/net/udp to see sipp listen")
+		} else if bound {
 			return p
 		}
-		c.Close()
 		select {
 		case <-p.done:
 			t.Fatalf("sipp exited before listening: %v\n%s", p.err, p.out.String())
