@@ -574,15 +574,7 @@ func TestBatchNodes(t *testing.T) {
 	url := testURL(t)
 	schema := newSchema(t, url)
 	ctx := context.Background()
-	nodes := make([]*postgres.Store, 2)
-	for i := range nodes {
-		s, err := postgres.Open(ctx, url, postgres.WithSchema(schema), postgres.WithMaxConns(testConns), postgres.WithWriters(2))
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		defer s.Close()
-		nodes[i] = s
-	}
+	nodes := openNodes(t, url, schema, 2, postgres.WithWriters(2))
 	a := storetest.MustCreateAccount(t, nodes[0])
 	profiles := []*verifyd.Profile{
 		storetest.MustCreateProfile(t, nodes[0], a.ID, "One", storetest.T0),
@@ -644,59 +636,60 @@ func TestBatchNodes(t *testing.T) {
 			}
 		})
 	}
+	// background runs step(0), step(1), ... until stop is closed or a
+	// step fails.
+	background := func(step func(i int) error) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := step(i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
 	// A delivery worker: claims and finishes jobs, recording the message
 	// as sent (a multi-row lock of verifications, in ID order).
 	var msgs []string
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			now := tick(i)
-			jobs, err := nodes[0].ClaimJobs(ctx, verifyd.ClaimParams{Worker: "w", Now: now.Add(time.Hour), Lease: time.Minute, Limit: 20})
+	background(func(i int) error {
+		now := tick(i)
+		jobs, err := nodes[0].ClaimJobs(ctx, verifyd.ClaimParams{Worker: "w", Now: now.Add(time.Hour), Lease: time.Minute, Limit: 20})
+		if err != nil {
+			return fmt.Errorf("ClaimJobs: %w", err)
+		}
+		outs := make([]verifyd.JobOutcome, len(jobs))
+		for k, j := range jobs {
+			msg := "m-" + j.ID
+			outs[k] = verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: now, DeliveryStatus: verifyd.DeliverySent,
+				Attempts: []*verifyd.DeliveryAttempt{{Sender: "smsc", ProviderMessageID: msg, Parts: 1, Outcome: verifyd.DeliverySent}}}
+			msgs = append(msgs, msg)
+		}
+		for k, err := range nodes[0].FinishJobs(ctx, outs) {
 			if err != nil {
-				t.Errorf("ClaimJobs: %v", err)
-				return
-			}
-			outs := make([]verifyd.JobOutcome, len(jobs))
-			for k, j := range jobs {
-				msg := "m-" + j.ID
-				outs[k] = verifyd.JobOutcome{JobID: j.ID, Worker: "w", Now: now, DeliveryStatus: verifyd.DeliverySent,
-					Attempts: []*verifyd.DeliveryAttempt{{Sender: "smsc", ProviderMessageID: msg, Parts: 1, Outcome: verifyd.DeliverySent}}}
-				msgs = append(msgs, msg)
-			}
-			for k, err := range nodes[0].FinishJobs(ctx, outs) {
-				if err != nil {
-					t.Errorf("FinishJobs %s: %v", outs[k].JobID, err)
-					return
-				}
-			}
-			// Receipts of some of the messages, through the other node.
-			for k := 0; k < 5 && len(msgs) > 0; k++ {
-				m := msgs[0]
-				msgs = msgs[1:]
-				if _, err := nodes[1].RecordReceipt(ctx, verifyd.ReceiptParams{Sender: "smsc", ProviderMessageID: m,
-					Status: verifyd.DeliveryDelivered, Now: now}); err != nil {
-					t.Errorf("RecordReceipt: %v", err)
-					return
-				}
+				return fmt.Errorf("FinishJobs %s: %w", outs[k].JobID, err)
 			}
 		}
+		// Receipts of some of the messages, through the other node.
+		for k := 0; k < 5 && len(msgs) > 0; k++ {
+			m := msgs[0]
+			msgs = msgs[1:]
+			if _, err := nodes[1].RecordReceipt(ctx, verifyd.ReceiptParams{Sender: "smsc", ProviderMessageID: m,
+				Status: verifyd.DeliveryDelivered, Now: now}); err != nil {
+				return fmt.Errorf("RecordReceipt: %w", err)
+			}
+		}
+		return nil
 	})
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := nodes[1].ExpirePending(ctx, tick(i), 50); err != nil {
-				t.Errorf("ExpirePending: %v", err)
-				return
-			}
+	background(func(i int) error {
+		if _, err := nodes[1].ExpirePending(ctx, tick(i), 50); err != nil {
+			return fmt.Errorf("ExpirePending: %w", err)
 		}
+		return nil
 	})
 	workers.Wait()
 	close(stop)

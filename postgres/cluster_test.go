@@ -21,15 +21,7 @@ func TestNodesTriggerOneNumber(t *testing.T) {
 	url := testURL(t)
 	schema := newSchema(t, url)
 	ctx := context.Background()
-	nodes := make([]*postgres.Store, 2)
-	for i := range nodes {
-		s, err := postgres.Open(ctx, url, postgres.WithSchema(schema), postgres.WithMaxConns(testConns))
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		defer s.Close()
-		nodes[i] = s
-	}
+	nodes := openNodes(t, url, schema, 2)
 	a := storetest.MustCreateAccount(t, nodes[0])
 	p := storetest.MustCreateProfile(t, nodes[0], a.ID, "Main", storetest.T0)
 	const phone, n = "+15551239999", 24
@@ -110,15 +102,7 @@ func TestNodesClaimWebhooks(t *testing.T) {
 	url := testURL(t)
 	schema := newSchema(t, url)
 	ctx := context.Background()
-	nodes := make([]*postgres.Store, 2)
-	for i := range nodes {
-		s, err := postgres.Open(ctx, url, postgres.WithSchema(schema), postgres.WithMaxConns(testConns))
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		defer s.Close()
-		nodes[i] = s
-	}
+	nodes := openNodes(t, url, schema, 2)
 	a := storetest.MustCreateAccount(t, nodes[0])
 	p := storetest.MustCreateProfile(t, nodes[0], a.ID, "Main", storetest.T0, func(p *verifyd.Profile) {
 		p.WebhookURL = "https://hooks.example/"
@@ -206,4 +190,21 @@ func TestNodesClaimWebhooks(t *testing.T) {
 			t.Fatalf("delivery %s: %d attempts, %d recorded, %v", d.Event.ID, d.Attempts, len(as), err)
 		}
 	}
+}
+
+// openNodes opens n stores on one schema (n nodes of a cluster), closed
+// when tb ends.
+func openNodes(tb testing.TB, url, schema string, n int, opts ...postgres.Option) []*postgres.Store {
+	tb.Helper()
+	nodes := make([]*postgres.Store, n)
+	for i := range nodes {
+		s, err := postgres.Open(context.Background(), url,
+			append([]postgres.Option{postgres.WithSchema(schema), postgres.WithMaxConns(testConns)}, opts...)...)
+		if err != nil {
+			tb.Fatalf("Open: %v", err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		nodes[i] = s
+	}
+	return nodes
 }

@@ -120,20 +120,8 @@ func TestSender_Window(t *testing.T) {
 	cfg := testConfig(ln.Addr().String())
 	cfg.Window = window
 	s := startSender(t, cfg, nil)
-	var wg sync.WaitGroup
-	errs := make(chan error, total)
-	for range total {
-		wg.Go(func() {
-			_, err := s.Send(context.Background(), &verifyd.Message{To: to, Text: "w"})
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := sendAtOnce(s, total); err != nil {
+		t.Fatal(err)
 	}
 	if most := <-maxHeld; most != window {
 		t.Fatalf("at most %d requests outstanding, want exactly the window %d", most, window)
@@ -233,21 +221,29 @@ func TestSender_AnswerBeforeCloseWins(t *testing.T) {
 	cfg.Window = perRound
 	for round := range rounds {
 		s := startSender(t, cfg, nil) // a fresh bind each round: the last one was hung up
-		var wg sync.WaitGroup
-		errs := make(chan error, perRound)
-		for range perRound {
-			wg.Go(func() {
-				_, err := s.Send(context.Background(), &verifyd.Message{To: to, Text: "w"})
-				errs <- err
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatalf("round %d: a send the SMSC answered failed: %v", round, err)
-			}
+		if err := sendAtOnce(s, perRound); err != nil {
+			t.Fatalf("round %d: a send the SMSC answered failed: %v", round, err)
 		}
 		s.Close()
 	}
+}
+
+// sendAtOnce sends n messages concurrently and returns the first error.
+func sendAtOnce(s *Sender, n int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := s.Send(context.Background(), &verifyd.Message{To: to, Text: "w"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
