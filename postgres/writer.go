@@ -275,19 +275,25 @@ func (s *Store) runBatch(live, carry []*wop) []*wop {
 	timedOut := bctx.Err() != nil
 	cancel()
 	if err == nil {
-		ran := 0
-		for i, o := range run {
-			if b.carried[i] {
-				carry = s.carry(carry, o)
-				continue
+		// Counted before any caller is answered, so that a caller sees
+		// its batch in the stats.
+		ran := len(run)
+		for _, c := range b.carried {
+			if c {
+				ran--
 			}
-			ran++
-			o.done <- b.outs[i]
 		}
 		s.stats.batches.Add(1)
 		s.stats.ops.Add(int64(ran))
 		for m := s.stats.maxOps.Load(); int64(ran) > m && !s.stats.maxOps.CompareAndSwap(m, int64(ran)); {
 			m = s.stats.maxOps.Load()
+		}
+		for i, o := range run {
+			if b.carried[i] {
+				carry = s.carry(carry, o)
+				continue
+			}
+			o.done <- b.outs[i]
 		}
 		return carry
 	}
