@@ -93,23 +93,15 @@ func saveVerificationsAs(t *txn, sql string, vs []*verifyd.Verification) {
 	t.queue(sql, ids, statuses, attempts, reasons, deliveries, updated)
 }
 
-// whState is the webhook state an event of profile (an SQL expression) is
-// written with: pending when the profile has a webhook_url at that moment
+// An event exists to be delivered to its profile's webhook (D32): it is
+// written, pending, only when the profile has a webhook_url at that moment
 // (a deleted profile too: its profile_deleted completions are delivered),
-// else none. One primary-key lookup in the insert itself.
-func whState(profile string) string {
-	return `coalesce((SELECT 'pending' FROM profiles WHERE profiles.id = ` + profile + ` AND profiles.webhook_url <> ''), '')`
-}
+// and first due at once (the zero time) unless the deliverer paused the
+// profile's receiver (PauseWebhooks). A profile without a webhook records
+// no events. One primary-key lookup of the profile in the insert itself.
 
-// whNext is when a new event's delivery is first due: at once (the zero
-// time), unless the deliverer paused the profile's receiver (PauseWebhooks).
-func whNext(profile string) string {
-	return `coalesce((SELECT profiles.wh_paused_until FROM profiles WHERE profiles.id = ` + profile +
-		` AND profiles.webhook_url <> ''), '0001-01-01 00:00:00+00')`
-}
-
-// insertEvents queues the insert of evs, in order, each with its webhook
-// state (whState).
+// insertEvents queues the insert of evs, in order (those of profiles
+// without a webhook_url are not written).
 func insertEvents(t *txn, evs []*verifyd.Event) {
 	switch len(evs) {
 	case 0:
@@ -117,7 +109,8 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 	case 1:
 		e := evs[0]
 		t.queue(`INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
-			wh_next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, `+whState("$3")+`, `+whNext("$3")+`)`,
+			wh_next_at) SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', p.wh_paused_until
+			FROM profiles p WHERE p.id = $3 AND p.webhook_url <> ''`,
 			e.ID, e.AccountID, e.ProfileID, e.VerificationID, e.Type, e.OccurredAt, e.Payload)
 		return
 	}
@@ -127,10 +120,11 @@ func insertEvents(t *txn, evs []*verifyd.Event) {
 // qInsertEvents inserts the events of $1, in order.
 var qInsertEvents = `INSERT INTO events (id, account_id, profile_id, verification_id, type, occurred_at, payload, wh_state,
 		wh_next_at)
-	SELECT id, acc, prof, vid, typ, at, payload, ` + whState("prof") + `, ` + whNext("prof") + `
+	SELECT e.id, e.acc, e.prof, e.vid, e.typ, e.at, e.payload, 'pending', p.wh_paused_until
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
 		WITH ORDINALITY AS e(id, acc, prof, vid, typ, at, payload, n)
-	ORDER BY n`
+		JOIN profiles p ON p.id = e.prof AND p.webhook_url <> ''
+	ORDER BY e.n`
 
 // insertEventsAs queues the insert of evs (one or more) as sql, the text
 // of qInsertEvents (or its text for batches).

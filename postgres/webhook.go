@@ -13,8 +13,8 @@ import (
 )
 
 // Webhook delivery state lives on the events rows (the event log is the
-// outbox: see migrations/0002_webhooks.sql); whState sets it when an event
-// is written.
+// outbox: see migrations/0002_webhooks.sql); insertEvents sets it when an
+// event is written.
 
 // deliveryCols are the columns of a WebhookDelivery, of events e LEFT
 // JOINed with their profile p (a deleted profile's URLs too).

@@ -56,7 +56,8 @@ func newReceiptFixture(t *testing.T) *receiptFixture {
 	if f.acct, err = f.svc.CreateAccount(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if f.profile, err = f.svc.CreateProfile(ctx, f.acct, map[string]any{"name": "p"}); err != nil {
+	// A webhook, so that the verifications record their events.
+	if f.profile, err = f.svc.CreateProfile(ctx, f.acct, map[string]any{"name": "p", "webhook_url": "https://hooks.example/a"}); err != nil {
 		t.Fatal(err)
 	}
 	return f

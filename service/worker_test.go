@@ -114,6 +114,8 @@ func TestWorker_DeliversRenderedMessage(t *testing.T) {
 
 func TestWorker_RetriesThenFailsVerification(t *testing.T) {
 	f := newFixture(t, service.Options{})
+	// A webhook, so that the verification records its events.
+	f.profile = f.mustProfile(t, f.acct, map[string]any{"name": "hooked", "webhook_url": "https://hooks.example/a"})
 	s := newFakeSender()
 	var calls int
 	var mu sync.Mutex

@@ -315,8 +315,11 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 	if err != nil {
 		return err
 	}
-	var events []any
-	nEvents := 0
+	type returned struct {
+		seq int64
+		v   *verifyd.Verification
+	}
+	var got []returned
 	for rows.Next() {
 		var seq int64
 		v, err := scanVerification(seqScanner{rows, &seq})
@@ -324,14 +327,7 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 			rows.Close()
 			return err
 		}
-		w.seqs[v.ID] = seq
-		typ := verifyd.DeliveryEvent(v.DeliveryStatus)
-		if typ == "" {
-			continue
-		}
-		e := verifyd.NewEvent(typ, v, at[v.ID])
-		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, seq, e.Type, tm(e.OccurredAt), e.Payload)
-		nEvents++
+		got = append(got, returned{seq, v})
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
@@ -339,6 +335,24 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 	}
 	if err := rows.Close(); err != nil {
 		return err
+	}
+	var events []any
+	nEvents := 0
+	for _, r := range got {
+		v := r.v
+		w.seqs[v.ID] = r.seq
+		typ := verifyd.DeliveryEvent(v.DeliveryStatus)
+		if typ == "" {
+			continue
+		}
+		if hooked, err := w.hooked(v.ProfileID); err != nil {
+			return err
+		} else if !hooked {
+			continue
+		}
+		e := verifyd.NewEvent(typ, v, at[v.ID])
+		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, r.seq, e.Type, tm(e.OccurredAt), e.Payload)
+		nEvents++
 	}
 	if nEvents > 0 {
 		if _, err := w.exec(insertEventsHead+placeholders(nEvents, 8)+insertEventsTail, events...); err != nil {
@@ -349,17 +363,16 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 }
 
 // The insert of several events (VALUES rows of the first eight columns),
-// each with its webhook state from one lookup of its profile. The VALUES
-// are the outer loop of the LEFT JOIN, so the events are inserted (and get
-// their seqs) in the order given.
+// each pending delivery to its profile's webhook (no row for a profile
+// without one). The VALUES are the outer loop of the CROSS JOIN, so the
+// events are inserted (and get their seqs) in the order given.
 const (
 	insertEventsHead = `INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
 		occurred_at, payload, wh_state, wh_next_at)
 		SELECT x.column1, x.column2, x.column3, x.column4, x.column5, x.column6, x.column7, x.column8,
-			coalesce(p.state, ''), coalesce(p.next, 0)
+			'pending', p.wh_paused_until
 		FROM (VALUES `
-	insertEventsTail = `) x LEFT JOIN (SELECT id, 'pending' AS state, wh_paused_until AS next FROM profiles
-			WHERE webhook_url != '') p ON p.id = x.column3`
+	insertEventsTail = `) x CROSS JOIN profiles p WHERE p.id = x.column3 AND p.webhook_url != ''`
 )
 
 // seqScanner scans one column before those its caller scans.
@@ -446,7 +459,7 @@ func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID st
 			return err
 		}
 		if typ := verifyd.DeliveryEvent(o.DeliveryStatus); typ != "" {
-			if err := w.insertEvent(verifyd.NewEvent(typ, v, o.Now)); err != nil {
+			if err := w.event(typ, v, o.Now); err != nil {
 				return err
 			}
 		}

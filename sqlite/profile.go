@@ -58,6 +58,7 @@ func (s *Store) CreateProfile(ctx context.Context, p *verifyd.Profile) error {
 		return err
 	}
 	return s.write(ctx, func(w *wtx) error {
+		w.profileWritten()
 		_, err := w.exec(`INSERT INTO profiles (id, account_id, name, webhook_url, webhook_failover_url, language,
 			daily_spend_limit, daily_spend_limit_enabled, channels, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -134,6 +135,7 @@ func (s *Store) UpdateProfile(ctx context.Context, p *verifyd.Profile) error {
 		return err
 	}
 	return s.write(ctx, func(w *wtx) error {
+		w.profileWritten()
 		n, err := w.exec(`UPDATE profiles SET name = ?, webhook_url = ?, webhook_failover_url = ?, language = ?,
 			daily_spend_limit = ?, daily_spend_limit_enabled = ?, channels = ?, updated_at = ?
 			WHERE id = ? AND account_id = ? AND deleted_at IS NULL`,
@@ -161,6 +163,7 @@ func (s *Store) DeleteProfile(ctx context.Context, accountID, id string, now tim
 		if !found {
 			return &keep{verifyd.ErrNotFound} // nothing written: no rollback
 		}
+		w.profileWritten()
 		if _, err := w.exec(`UPDATE profiles SET deleted_at = ? WHERE id = ?`, tm(now), id); err != nil {
 			return err
 		}

@@ -57,7 +57,7 @@ func (s *Store) RecordReceipt(ctx context.Context, p verifyd.ReceiptParams) (ver
 			return err
 		}
 		if typ := verifyd.DeliveryEvent(p.Status); typ != "" {
-			if err := w.insertEvent(verifyd.NewEvent(typ, v, p.Now)); err != nil {
+			if err := w.event(typ, v, p.Now); err != nil {
 				return err
 			}
 		}

@@ -100,9 +100,36 @@ func (w *wtx) saveDelivery(v *verifyd.Verification) error {
 	return err
 }
 
+// event records the event typ of v at now if v's profile has a webhook_url:
+// an event exists to be delivered to it (D32), so a profile without one
+// records none (and its verifications cost no event row, payload or
+// index entries).
+func (w *wtx) event(typ string, v *verifyd.Verification, now time.Time) error {
+	if hooked, err := w.hooked(v.ProfileID); err != nil || !hooked {
+		return err
+	}
+	return w.insertEvent(verifyd.NewEvent(typ, v, now))
+}
+
+// hooked reports whether the profile has a webhook_url, as this pass of
+// the batch sees it: looked up once per pass and forgotten whenever the
+// batch writes a profile or rolls an operation back (w.hooks).
+func (w *wtx) hooked(profileID string) (bool, error) {
+	if h, ok := w.hooks[profileID]; ok {
+		return h, nil
+	}
+	var h bool
+	if _, err := w.queryRow(func(r rowScanner) error { return r.Scan(&h) },
+		`SELECT webhook_url != '' FROM profiles WHERE id = ?`, profileID); err != nil {
+		return false, err
+	}
+	w.hooks[profileID] = h
+	return h, nil
+}
+
 // insertEvent appends e to the event log, keyed by its verification's seq
-// (known to the batch, or looked up by id), with its webhook state from one
-// lookup of the profile.
+// (known to the batch, or looked up by id), pending delivery to its
+// profile's webhook (no row if the profile has none).
 func (w *wtx) insertEvent(e *verifyd.Event) error {
 	var seq any = e.VerificationID
 	q := qInsertEventByID
@@ -120,9 +147,8 @@ const (
 
 	insertEventHead = `INSERT INTO events (id, account_id, profile_id, verification_id, verification_seq, type,
 		occurred_at, payload, wh_state, wh_next_at) SELECT ?1, ?2, ?3, ?4, `
-	insertEventTail = `, ?6, ?7, ?8, coalesce(p.state, ''), coalesce(p.next, 0)
-		FROM (SELECT 1) LEFT JOIN (SELECT 'pending' AS state, wh_paused_until AS next FROM profiles
-			WHERE id = ?3 AND webhook_url != '') p`
+	insertEventTail = `, ?6, ?7, ?8, 'pending', p.wh_paused_until
+		FROM profiles p WHERE p.id = ?3 AND p.webhook_url != ''`
 )
 
 // complete moves v out of pending to status with reason at now (a delivery
@@ -134,7 +160,7 @@ func (w *wtx) complete(v *verifyd.Verification, status verifyd.Status, reason st
 	if err := w.saveCompletion(v); err != nil {
 		return err
 	}
-	return w.insertEvent(verifyd.NewEvent(verifyd.EventCompleted, v, now))
+	return w.event(verifyd.EventCompleted, v, now)
 }
 
 // expireByTime records v expired (timed_out) if it is pending past expiry.

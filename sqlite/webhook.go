@@ -10,8 +10,8 @@ import (
 	"github.com/verifyd/verifyd"
 )
 
-// An event is written with wh_state pending when its profile has a
-// webhook_url at that moment, else none, and is first due (wh_next_at) at
+// An event is written (with wh_state pending) only when its profile has a
+// webhook_url at that moment, and is first due (wh_next_at) at
 // once (0) unless the deliverer paused the profile's receiver
 // (PauseWebhooks), so a saturated receiver's new events cost no claim until
 // it may have room: one lookup of the profile (insertEventHead,

@@ -43,7 +43,15 @@ type wtx struct {
 	// or written, by id, so that its updates and events address the row
 	// directly instead of through the id index (cleared per pass).
 	seqs map[string]int64
+	// hooks holds whether a profile has a webhook_url, by profile id (see
+	// hooked; cleared per pass, when an operation is rolled back and when
+	// one writes a profile).
+	hooks map[string]bool
 }
+
+// profileWritten forgets what the batch knows of profiles: an operation
+// changed one.
+func (w *wtx) profileWritten() { clear(w.hooks) }
 
 // ctx is the context statements run with on the writer: operations are
 // never interrupted half-way (the caller's ctx is honoured while queued),
@@ -136,7 +144,7 @@ func (s *Store) writer() {
 	batch := make([]*op, 0, s.maxBatch)
 	live := make([]*op, 0, s.maxBatch)
 	errs := make([]error, s.maxBatch)
-	w := &wtx{s: s, seqs: map[string]int64{}}
+	w := &wtx{s: s, seqs: map[string]int64{}, hooks: map[string]bool{}}
 	for {
 		o, ok := <-s.ops
 		if !ok {
@@ -225,6 +233,7 @@ func (s *Store) runBatch(w *wtx, live []*op, errs []error) {
 // which fails every operation.
 func (s *Store) runPass(w *wtx, live []*op, errs []error, from int) (failed int, err error) {
 	clear(w.seqs)
+	clear(w.hooks)
 	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
 		return -1, err
 	}
@@ -248,6 +257,8 @@ func (s *Store) runPass(w *wtx, live []*op, errs []error, from int) (failed int,
 			} else if _, rerr := w.exec(`ROLLBACK TO op`); rerr != nil {
 				rollback()
 				return -1, rerr
+			} else {
+				clear(w.hooks)
 			}
 		}
 		if sp {

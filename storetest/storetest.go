@@ -100,8 +100,11 @@ func MustCreateAPIKey(tb testing.TB, s verifyd.Store, accountID, secret string, 
 func MustCreateProfile(tb testing.TB, s verifyd.Store, accountID, name string, at time.Time, mods ...func(*verifyd.Profile)) *verifyd.Profile {
 	tb.Helper()
 	p := &verifyd.Profile{ID: verifyd.NewID(), AccountID: accountID, Name: name,
-		Channels:  map[verifyd.Channel]map[string]any{verifyd.SMS: {"code_length": float64(6)}},
-		CreatedAt: at, UpdatedAt: at}
+		// A webhook, so that its verifications record their events (a
+		// profile without one records none: NoWebhook).
+		WebhookURL: DefaultWebhook,
+		Channels:   map[verifyd.Channel]map[string]any{verifyd.SMS: {"code_length": float64(6)}},
+		CreatedAt:  at, UpdatedAt: at}
 	for _, m := range mods {
 		m(p)
 	}
@@ -110,6 +113,13 @@ func MustCreateProfile(tb testing.TB, s verifyd.Store, accountID, name string, a
 	}
 	return p
 }
+
+// DefaultWebhook is the webhook_url of the profiles MustCreateProfile
+// creates.
+const DefaultWebhook = "https://hooks.example/default"
+
+// NoWebhook is a MustCreateProfile option: the profile has no webhook_url.
+func NoWebhook(p *verifyd.Profile) { p.WebhookURL, p.WebhookFailoverURL = "", "" }
 
 // MustCreateTemplate creates a template of accountID created at at.
 func MustCreateTemplate(tb testing.TB, s verifyd.Store, accountID, text string, at time.Time) *verifyd.Template {

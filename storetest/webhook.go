@@ -54,9 +54,15 @@ func testWebhook(t *testing.T, open Opener) {
 	subtest(t, open, "OnlyProfilesWithURL", func(t *testing.T, s verifyd.Store) {
 		a := MustCreateAccount(t, s)
 		with := MustCreateProfile(t, s, a.ID, "With", T0, withWebhook("https://hooks.example/a", "https://hooks.example/b"))
-		without := MustCreateProfile(t, s, a.ID, "Without", T0)
+		without := MustCreateProfile(t, s, a.ID, "Without", T0, NoWebhook)
 		v := sentEvent(t, s, with, "+15550000001")
-		sentEvent(t, s, without, "+15550000002")
+		quiet := sentEvent(t, s, without, "+15550000002")
+		// A profile without a webhook records no events at all: neither
+		// verify.sent nor verify.completed.
+		mustAccept(t, s, quiet, T0.Add(time.Second))
+		if evs := MustListEvents(t, s, a.ID, quiet.ID); len(evs) != 0 {
+			t.Fatalf("a profile without a webhook_url recorded %d events", len(evs))
+		}
 		ds := mustClaimWebhooks(t, s, "n1", T0.Add(2*time.Second), time.Minute, 10)
 		if len(ds) != 1 {
 			t.Fatalf("claimed %d deliveries, want 1 (the profile with a webhook_url)", len(ds))
