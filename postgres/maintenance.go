@@ -40,16 +40,26 @@ const purgeChunk = 500
 // verifications, each its own short transaction.
 // Candidates come from the verifications_finished index (oldest first);
 // rows another transaction holds are skipped (SKIP LOCKED), so the purge
-// never waits for, nor holds up, the hot path.
+// never waits for, nor holds up, the hot path. That goes for their jobs
+// too: a verification whose job another transaction holds (FinishJobs
+// locks a job, then its verification) is left for a later purge instead of
+// waited for, so a purge and a delivery's finish never wait for each other
+// in a cycle (they could deadlock before).
 func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) (int, error) {
 	total := 0
 	for total < limit {
 		want := min(purgeChunk, limit-total)
 		var n int
 		err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&n) },
-			`WITH doomed AS (
+			`WITH candidates AS (
 				SELECT id FROM verifications WHERE status <> 'pending' AND created_at < $1
 				ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+			), held AS (
+				SELECT id, verification_id FROM jobs WHERE verification_id IN (SELECT id FROM candidates)
+				ORDER BY id FOR UPDATE SKIP LOCKED
+			), doomed AS (
+				SELECT c.id FROM candidates c WHERE NOT EXISTS (SELECT 1 FROM jobs j
+					WHERE j.verification_id = c.id AND j.id NOT IN (SELECT id FROM held))
 			), w AS (
 				DELETE FROM webhook_attempts WHERE event_id IN (
 					SELECT id FROM events WHERE verification_id IN (SELECT id FROM doomed))
@@ -58,7 +68,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			), d AS (
 				DELETE FROM delivery_attempts WHERE verification_id IN (SELECT id FROM doomed)
 			), j AS (
-				DELETE FROM jobs WHERE verification_id IN (SELECT id FROM doomed)
+				DELETE FROM jobs WHERE id IN (SELECT id FROM held WHERE verification_id IN (SELECT id FROM doomed))
 			), v AS (
 				DELETE FROM verifications WHERE id IN (SELECT id FROM doomed) RETURNING 1
 			)
