@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/verifyd/verifyd"
-	"github.com/verifyd/verifyd/postgres"
 	"github.com/verifyd/verifyd/storetest"
 )
 
@@ -20,11 +19,7 @@ func TestPurgeSkipsHeldJob(t *testing.T) {
 	url := testURL(t)
 	schema := newSchema(t, url)
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, url, postgres.WithSchema(schema), postgres.WithMaxConns(testConns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpenSchema(t, url, schema)
 
 	a := storetest.MustCreateAccount(t, s)
 	p := storetest.MustCreateProfile(t, s, a.ID, "Main", storetest.T0)

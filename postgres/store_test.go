@@ -73,9 +73,14 @@ func mustOpen(tb testing.TB, opts ...postgres.Option) *postgres.Store {
 // parameters added).
 func mustOpenURL(tb testing.TB, url string, opts ...postgres.Option) *postgres.Store {
 	tb.Helper()
+	return mustOpenSchema(tb, url, newSchema(tb, url), opts...)
+}
+
+// mustOpenSchema is mustOpenURL on a given (fresh) schema.
+func mustOpenSchema(tb testing.TB, url, schema string, opts ...postgres.Option) *postgres.Store {
+	tb.Helper()
 	connSlots <- struct{}{}
 	tb.Cleanup(func() { <-connSlots })
-	schema := newSchema(tb, url)
 	opts = append([]postgres.Option{postgres.WithSchema(schema), postgres.WithMaxConns(testConns)}, opts...)
 	s, err := postgres.Open(context.Background(), url, opts...)
 	if err != nil {
