@@ -28,3 +28,29 @@ func TestIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideOnPassesACopy(t *testing.T) {
+	v := &Verification{ID: "v", Attempts: 1, Status: StatusPending}
+	p := AttemptParams{Decide: func(got *Verification, n int) (Decision, error) {
+		if got == v || got.ID != "v" || n != 3 {
+			t.Fatalf("Decide got %p %+v, %d; want a copy of %p and 3", got, got, n, v)
+		}
+		got.Attempts, got.Status = 99, StatusAccepted
+		return DecideAccept, nil
+	}}
+	if d, err := p.DecideOn(v, 3); d != DecideAccept || err != nil {
+		t.Fatalf("DecideOn = %v, %v", d, err)
+	}
+	if v.Attempts != 1 || v.Status != StatusPending {
+		t.Fatalf("Decide changed the caller's verification: %+v", v)
+	}
+	p.Decide = func(got *Verification, _ int) (Decision, error) {
+		if got != nil {
+			t.Fatalf("Decide got %+v for no verification", got)
+		}
+		return DecideReject, nil
+	}
+	if d, _ := p.DecideOn(nil, 0); d != DecideReject {
+		t.Fatalf("DecideOn(nil) = %v", d)
+	}
+}

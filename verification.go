@@ -133,6 +133,16 @@ type AttemptParams struct {
 	Decide func(v *Verification, recentFailures int) (Decision, error)
 }
 
+// DecideOn calls Decide with a copy of v (nil if v is nil), so that Decide
+// cannot change the verification the store goes on to write.
+func (p AttemptParams) DecideOn(v *Verification, recentFailures int) (Decision, error) {
+	if v == nil {
+		return p.Decide(nil, recentFailures)
+	}
+	c := *v
+	return p.Decide(&c, recentFailures)
+}
+
 // AttemptResult is the outcome of VerificationStore.Attempt.
 type AttemptResult struct {
 	Verification *Verification // state after the attempt; nil if none was found

@@ -54,12 +54,7 @@ func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int)
 		w.events = append(w.events, completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, p.Now))
 		w.save = v
 	}
-	var arg *verifyd.Verification
-	if v != nil {
-		c := *v
-		arg = &c
-	}
-	d, derr := p.Decide(arg, failures)
+	d, derr := p.DecideOn(v, failures)
 	if derr != nil {
 		return w, verifyd.AttemptResult{}, derr
 	}

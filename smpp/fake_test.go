@@ -15,15 +15,22 @@ import (
 // for behaviour node-smpp cannot be made to show: a held-back window and
 // sink failures.
 
-// fakeSMSC accepts one session on 127.0.0.1, answers its bind, and hands
-// every PDU but enquire_link and unbind to handle (on the connection's
-// goroutine), the bind after it was answered.
-func fakeSMSC(t *testing.T, handle func(w func(*PDU), p *PDU)) string {
+// listenLoopback listens on a free port of 127.0.0.1; the caller closes it.
+func listenLoopback(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// fakeSMSC accepts one session on 127.0.0.1, answers its bind, and hands
+// every PDU but enquire_link and unbind to handle (on the connection's
+// goroutine), the bind after it was answered.
+func fakeSMSC(t *testing.T, handle func(w func(*PDU), p *PDU)) string {
+	t.Helper()
+	ln := listenLoopback(t)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -64,10 +71,7 @@ func fakeSMSC(t *testing.T, handle func(w func(*PDU), p *PDU)) string {
 
 func TestSender_Window(t *testing.T) {
 	const window, total = 2, 6
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	defer ln.Close()
 	maxHeld := make(chan int, 1)
 	go func() {
@@ -177,10 +181,7 @@ func TestSender_ReceiptSinkErrors(t *testing.T) {
 // the fix, about half the runs under -race failed within 100 rounds).
 func TestSender_AnswerBeforeCloseWins(t *testing.T) {
 	const rounds, perRound = 100, 4
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	defer ln.Close()
 	go func() {
 		for {

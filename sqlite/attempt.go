@@ -54,12 +54,7 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 				return err
 			}
 		}
-		var arg *verifyd.Verification
-		if v != nil {
-			c := *v
-			arg = &c
-		}
-		d, err := p.Decide(arg, failures)
+		d, err := p.DecideOn(v, failures)
 		if err != nil {
 			res.Verification = v
 			return &keep{err}

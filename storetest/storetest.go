@@ -101,8 +101,8 @@ func MustCreateProfile(tb testing.TB, s verifyd.Store, accountID, name string, a
 	tb.Helper()
 	p := &verifyd.Profile{ID: verifyd.NewID(), AccountID: accountID, Name: name,
 		// A webhook, so that its verifications record their events (a
-		// profile without one records none: NoWebhook).
-		WebhookURL: DefaultWebhook,
+		// profile without one records none: noWebhook).
+		WebhookURL: defaultWebhook,
 		Channels:   map[verifyd.Channel]map[string]any{verifyd.SMS: {"code_length": float64(6)}},
 		CreatedAt:  at, UpdatedAt: at}
 	for _, m := range mods {
@@ -114,12 +114,12 @@ func MustCreateProfile(tb testing.TB, s verifyd.Store, accountID, name string, a
 	return p
 }
 
-// DefaultWebhook is the webhook_url of the profiles MustCreateProfile
+// defaultWebhook is the webhook_url of the profiles MustCreateProfile
 // creates.
-const DefaultWebhook = "https://hooks.example/default"
+const defaultWebhook = "https://hooks.example/default"
 
-// NoWebhook is a MustCreateProfile option: the profile has no webhook_url.
-func NoWebhook(p *verifyd.Profile) { p.WebhookURL, p.WebhookFailoverURL = "", "" }
+// noWebhook is a MustCreateProfile option: the profile has no webhook_url.
+func noWebhook(p *verifyd.Profile) { p.WebhookURL, p.WebhookFailoverURL = "", "" }
 
 // MustCreateTemplate creates a template of accountID created at at.
 func MustCreateTemplate(tb testing.TB, s verifyd.Store, accountID, text string, at time.Time) *verifyd.Template {

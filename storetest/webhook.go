@@ -54,7 +54,7 @@ func testWebhook(t *testing.T, open Opener) {
 	subtest(t, open, "OnlyProfilesWithURL", func(t *testing.T, s verifyd.Store) {
 		a := MustCreateAccount(t, s)
 		with := MustCreateProfile(t, s, a.ID, "With", T0, withWebhook("https://hooks.example/a", "https://hooks.example/b"))
-		without := MustCreateProfile(t, s, a.ID, "Without", T0, NoWebhook)
+		without := MustCreateProfile(t, s, a.ID, "Without", T0, noWebhook)
 		v := sentEvent(t, s, with, "+15550000001")
 		quiet := sentEvent(t, s, without, "+15550000002")
 		// A profile without a webhook records no events at all: neither
