@@ -507,12 +507,16 @@ func TestBatchMixedChecks(t *testing.T) {
 
 // TestBatchAbandoned: an operation whose caller gives up while it is
 // queued returns at once with the caller's error and never runs; one that
-// waits past the operation timeout returns ErrUnavailable in time, and so
-// does the batch that runs it.
+// waits in the queue past the operation timeout returns ErrUnavailable in
+// time and never runs; one whose transaction is blocked past it returns
+// ErrUnavailable in time too.
 func TestBatchAbandoned(t *testing.T) {
 	s := mustOpen(t, postgres.WithWriters(1), postgres.WithOperationTimeout(time.Second))
 	a := storetest.MustCreateAccount(t, s)
 	p := storetest.MustCreateProfile(t, s, a.ID, "Main", storetest.T0)
+
+	// Blocked in the database (an advisory lock another session holds):
+	// the writer gives up at the operation's deadline.
 	b := block(t, p.ID, blockPhone)
 	start := time.Now()
 	var errBlocked, errQueued error
@@ -531,28 +535,43 @@ func TestBatchAbandoned(t *testing.T) {
 	})
 	waitFor(t, "the trigger to queue", func() bool { return s.Queued() == 1 })
 	cancel()
-	timedOut := storetest.NewVerification(p, "+15555000002", storetest.T0)
-	var errTimedOut error
-	var tookTimedOut time.Duration
-	wg.Go(func() {
-		_, errTimedOut = create(s, timedOut, storetest.T0)
-		tookTimedOut = time.Since(start)
-	})
-	wg.Wait() // the blocker holds on: every one ends by its deadline
+	wg.Wait() // the blocker holds on: the blocked one ends by its deadline
 	b.release()
 	if !errors.Is(errQueued, context.Canceled) || took > 900*time.Millisecond {
 		t.Fatalf("cancelled while queued: %v after %v, want context.Canceled at once", errQueued, took)
 	}
-	for _, r := range []struct {
-		what string
-		err  error
-	}{{"blocked", errBlocked}, {"timed out in the queue", errTimedOut}} {
-		if verifyd.ErrorCode(r.err) != verifyd.EUNAVAILABLE {
-			t.Fatalf("%s: %v, want %s", r.what, r.err, verifyd.EUNAVAILABLE)
-		}
+	if verifyd.ErrorCode(errBlocked) != verifyd.EUNAVAILABLE {
+		t.Fatalf("blocked: %v, want %s", errBlocked, verifyd.EUNAVAILABLE)
 	}
-	if d := time.Since(start); d > 3*time.Second || tookTimedOut > 3*time.Second {
-		t.Fatalf("operations with a 1s timeout took %v, %v", d, tookTimedOut)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("an operation with a 1s timeout took %v", d)
+	}
+
+	// Queued past the operation timeout: the writer is held (by a Guard
+	// that waits for the test) until the queued operation has given up, so
+	// that it cannot be taken before its deadline.
+	held, release := make(chan struct{}), make(chan struct{})
+	hv := storetest.NewVerification(p, "+15555000004", storetest.T0)
+	wg.Go(func() {
+		s.CreateVerification(context.Background(), verifyd.CreateParams{Verification: hv, Job: storetest.NewJob(hv, storetest.T0),
+			Now: storetest.T0, Guard: func(*verifyd.Verification) error {
+				close(held)
+				<-release
+				return nil
+			}})
+	})
+	<-held
+	timedOut := storetest.NewVerification(p, "+15555000002", storetest.T0)
+	queuedAt := time.Now()
+	_, errTimedOut := create(s, timedOut, storetest.T0)
+	tookTimedOut := time.Since(queuedAt)
+	close(release)
+	wg.Wait()
+	if verifyd.ErrorCode(errTimedOut) != verifyd.EUNAVAILABLE {
+		t.Fatalf("timed out in the queue: %v, want %s", errTimedOut, verifyd.EUNAVAILABLE)
+	}
+	if tookTimedOut > 3*time.Second {
+		t.Fatalf("an operation with a 1s timeout took %v in the queue", tookTimedOut)
 	}
 	for _, v := range []*verifyd.Verification{v, timedOut} {
 		if _, err := s.GetVerification(context.Background(), a.ID, v.ID); verifyd.ErrorCode(err) != verifyd.ENOTFOUND {
