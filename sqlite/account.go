@@ -123,8 +123,16 @@ func nullTime(t *time.Time) any {
 	return tm(*t)
 }
 
+// rowIter is a *sql.Rows (readers) or a *rawRows (the writer).
+type rowIter interface {
+	rowScanner
+	Next() bool
+	Err() error
+	Close() error
+}
+
 // collect scans every row with scan and closes rows.
-func collect[T any](s *Store, rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, error) {
+func collect[T any](s *Store, rows rowIter, scan func(rowScanner) (T, error)) ([]T, error) {
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -19,31 +17,25 @@ var migrations, _ = fs.Sub(migrationFiles, "migrations")
 
 // migrate applies, in one transaction, every migration of fsys not yet in
 // schema_migrations: a failing migration leaves the schema as it was.
-func migrate(ctx context.Context, db interface {
-	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
-}, fsys fs.FS) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+func migrate(c *rawConn, fsys fs.FS) error {
+	if err := c.script(`BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	defer tx.Rollback()
-	if err := migrateTx(ctx, tx, fsys); err != nil {
+	if err := migrateTx(c, fsys); err != nil {
+		_ = c.script(`ROLLBACK`)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := c.script(`COMMIT`); err != nil {
+		_ = c.script(`ROLLBACK`)
 		return fmt.Errorf("sqlite: migrate: commit: %w", err)
 	}
 	return nil
 }
 
-// execer is a *sql.Tx, or the writer connection inside its transaction.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func migrateTx(ctx context.Context, tx execer, fsys fs.FS) error {
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+// migrateTx applies the pending migrations of fsys on c, inside its
+// transaction.
+func migrateTx(c *rawConn, fsys fs.FS) error {
+	if err := c.script(`CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT PRIMARY KEY,
 		applied_at INTEGER NOT NULL
 	)`); err != nil {
@@ -57,7 +49,8 @@ func migrateTx(ctx context.Context, tx execer, fsys fs.FS) error {
 	for _, name := range names {
 		version := strings.TrimSuffix(name, ".sql")
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		if err := c.queryRow(func(r rowScanner) error { return r.Scan(&n) },
+			`SELECT count(*) FROM schema_migrations WHERE version = ?`, version); err != nil {
 			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
 		if n > 0 {
@@ -67,10 +60,10 @@ func migrateTx(ctx context.Context, tx execer, fsys fs.FS) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if err := c.script(string(body)); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		if _, err := c.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 			version, time.Now().UnixMicro()); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
 		}

@@ -6,17 +6,25 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func TestMigrateFailureLeavesSchema(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db"))
+	path := filepath.Join(t.TempDir(), "m.db")
+	c, err := openRaw(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	// What the migrations left is read on another connection.
+	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	good := fstest.MapFS{"0001_a.sql": {Data: []byte(`CREATE TABLE a (x INTEGER);`)}}
-	if err := migrate(ctx, db, good); err != nil {
+	if err := migrate(c, good); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	bad := fstest.MapFS{
@@ -24,7 +32,7 @@ func TestMigrateFailureLeavesSchema(t *testing.T) {
 		"0002_b.sql": {Data: []byte(`CREATE TABLE b (x INTEGER); CREATE INDEX b_x ON b (x);`)},
 		"0003_c.sql": {Data: []byte(`CREATE TABLE c (x INTEGER); THIS IS NOT SQL;`)},
 	}
-	if err := migrate(ctx, db, bad); err == nil {
+	if err := migrate(c, bad); err == nil {
 		t.Fatal("migrate with a broken migration succeeded")
 	}
 	var names []string
@@ -47,7 +55,7 @@ func TestMigrateFailureLeavesSchema(t *testing.T) {
 		t.Fatalf("schema_migrations rows = %d (%v), want 1", n, err)
 	}
 	// Applying again is a no-op.
-	if err := migrate(ctx, db, good); err != nil {
+	if err := migrate(c, good); err != nil {
 		t.Fatalf("migrate again: %v", err)
 	}
 }

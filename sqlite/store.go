@@ -56,11 +56,9 @@ type Store struct {
 	path string
 	lock *os.File
 
-	wdb    *sql.DB              // the one writer connection
-	wconn  *sql.Conn            // that connection, held for the Store's life
-	rdb    *sql.DB              // read-only connections
-	wstmts map[string]*sql.Stmt // on wconn; used by the writer goroutine only
-	rstmts sync.Map             // query -> *sql.Stmt on rdb
+	wc     *rawConn // the one writer connection; used by the writer goroutine only
+	rdb    *sql.DB  // read-only connections
+	rstmts sync.Map // query -> *sql.Stmt on rdb
 
 	mu     sync.RWMutex // guards closed and sends on ops
 	closed bool
@@ -133,7 +131,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 		f.Close()
 	}
-	s := &Store{path: path, lock: lock, wstmts: map[string]*sql.Stmt{}, maxBatch: cfg.maxBatch}
+	s := &Store{path: path, lock: lock, maxBatch: cfg.maxBatch}
 	if err := s.open(ctx, cfg); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -161,29 +159,18 @@ func (s *Store) open(ctx context.Context, cfg config) error {
 	// the cache's whole hash table, which grows with the cache. At 64 MB
 	// that walk was 10–20 % of the writer's time on checks (profiled); the
 	// OS page cache serves what 16 MB does not hold.
-	s.wdb, err = sql.Open("sqlite", name+"?"+busy+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"+
-		"&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16000)&_txlock=immediate"+
+	s.wc, err = openRaw(s.path, cfg.busyTimeout, "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
+		"temp_store(MEMORY)", "cache_size(-16000)",
 		// The checkpointer goroutine keeps the WAL short; this is a backstop.
-		"&_pragma=wal_autocheckpoint(20000)")
+		"wal_autocheckpoint(20000)")
 	if err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		return err
 	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxLifetime(0)
-	s.wdb.SetConnMaxIdleTime(0)
-	// The writer goroutine runs its transactions as statements (BEGIN
-	// IMMEDIATE ... COMMIT) on this one connection, with statements
-	// prepared on it once: no database/sql transaction to set up per batch.
-	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-	}
-	if err := migrate(ctx, s.wconn, migrations); err != nil {
+	if err := migrate(s.wc, migrations); err != nil {
 		return err
 	}
 	// Single process: whoever held these leases is dead.
-	if _, err := s.wconn.ExecContext(ctx, `UPDATE jobs SET locked_until = 0 WHERE state = 'running'`); err != nil {
+	if _, err := s.wc.exec(`UPDATE jobs SET locked_until = 0 WHERE state = 'running'`); err != nil {
 		return fmt.Errorf("sqlite: open %s: release running jobs: %w", s.path, err)
 	}
 
@@ -238,7 +225,7 @@ func (s *Store) checkpointer() {
 // Migrate applies pending migrations (Open already did; this is for
 // `verifyd migrate` and is a no-op when the schema is current).
 func (s *Store) Migrate(ctx context.Context) error {
-	return s.write(ctx, func(w *wtx) error { return migrateTx(ctx, w.s.wconn, migrations) })
+	return s.write(ctx, func(w *wtx) error { return migrateTx(w.s.wc, migrations) })
 }
 
 // Ping reports whether the database answers.
@@ -270,9 +257,6 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range s.wstmts {
-		errs = append(errs, st.Close())
-	}
 	s.rstmts.Range(func(_, v any) bool { errs = append(errs, v.(*sql.Stmt).Close()); return true })
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
@@ -280,12 +264,10 @@ func (s *Store) closeDBs() error {
 	if s.cdb != nil {
 		errs = append(errs, s.cdb.Close())
 	}
-	if s.wconn != nil {
-		errs = append(errs, s.wconn.Close())
-	}
-	if s.wdb != nil {
+	if s.wc != nil {
 		// A clean close of the last connection checkpoints and removes the WAL.
-		errs = append(errs, s.wdb.Close())
+		errs = append(errs, s.wc.close())
+		s.wc = nil
 	}
 	if s.lock != nil {
 		errs = append(errs, unlockFile(s.lock))
@@ -366,9 +348,16 @@ func (s *Store) mapErr(err error) error {
 	if errors.As(err, &de) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	code := 0
 	var se *sqlite3.Error
+	var re *rawError
 	if errors.As(err, &se) {
-		switch code := se.Code(); {
+		code = se.Code()
+	} else if errors.As(err, &re) {
+		code = re.code
+	}
+	if code != 0 {
+		switch {
 		case code&0xff == codeBusy, code&0xff == codeLocked:
 			return fmt.Errorf("sqlite: %v: %w", err, verifyd.ErrUnavailable)
 		case code == codePrimaryKey, code == codeUnique:

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
@@ -36,7 +35,9 @@ type keep struct{ err error }
 func (k *keep) Error() string { return k.err.Error() }
 
 // wtx is the batch transaction, as seen by one operation: the writer
-// connection, inside BEGIN IMMEDIATE.
+// connection (rawConn), inside BEGIN IMMEDIATE. Its statements are never
+// interrupted half-way: the caller's ctx is honoured while the operation
+// is queued.
 type wtx struct {
 	s *Store
 	// seqs holds the seq (rowid) of each verification the batch has read
@@ -53,46 +54,11 @@ type wtx struct {
 // changed one.
 func (w *wtx) profileWritten() { clear(w.hooks) }
 
-// ctx is the context statements run with on the writer: operations are
-// never interrupted half-way (the caller's ctx is honoured while queued),
-// and a context without Done spares the driver a watcher goroutine.
-var bg = context.Background()
-
-// wstmt returns query prepared on the writer connection (once: statements
-// live as long as the Store).
-func (s *Store) wstmt(query string) (*sql.Stmt, error) {
-	if st, ok := s.wstmts[query]; ok {
-		return st, nil
-	}
-	st, err := s.wconn.PrepareContext(bg, query)
-	if err != nil {
-		return nil, err
-	}
-	s.wstmts[query] = st
-	return st, nil
-}
-
 // exec runs a statement and returns the number of rows it changed.
-func (w *wtx) exec(query string, args ...any) (int64, error) {
-	st, err := w.s.wstmt(query)
-	if err != nil {
-		return 0, err
-	}
-	res, err := st.ExecContext(bg, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
+func (w *wtx) exec(query string, args ...any) (int64, error) { return w.s.wc.exec(query, args...) }
 
-// query runs a statement that returns rows.
-func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
-	st, err := w.s.wstmt(query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(bg, args...)
-}
+// query runs a statement that returns rows; the caller closes them.
+func (w *wtx) query(query string, args ...any) (*rawRows, error) { return w.s.wc.query(query, args...) }
 
 // queryRow runs a one-row query and scans it; found is false if no row.
 func (w *wtx) queryRow(scan func(rowScanner) error, query string, args ...any) (found bool, err error) {
