@@ -3,6 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -311,23 +312,22 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 	rows, err := w.query(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(ds), 4)+`)
 		UPDATE verifications SET delivery_status = x.ds, updated_at = x.at FROM x
 		WHERE verifications.id = x.vid AND verifications.account_id = x.acc
-		RETURNING seq, `+verificationCols, args...)
+		RETURNING seq, id, profile_id, delivery_status`, args...)
 	if err != nil {
 		return err
 	}
 	type returned struct {
-		seq int64
-		v   *verifyd.Verification
+		seq                           int64
+		id, profileID, deliveryStatus string
 	}
 	var got []returned
 	for rows.Next() {
-		var seq int64
-		v, err := scanVerification(seqScanner{rows, &seq})
-		if err != nil {
+		var r returned
+		if err := rows.Scan(&r.seq, &r.id, &r.profileID, &r.deliveryStatus); err != nil {
 			rows.Close()
 			return err
 		}
-		got = append(got, returned{seq, v})
+		got = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
@@ -339,18 +339,26 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 	var events []any
 	nEvents := 0
 	for _, r := range got {
-		v := r.v
-		w.seqs[v.ID] = r.seq
-		typ := verifyd.DeliveryEvent(v.DeliveryStatus)
+		w.seqs[r.id] = r.seq
+		typ := verifyd.DeliveryEvent(r.deliveryStatus)
 		if typ == "" {
 			continue
 		}
-		if hooked, err := w.hooked(v.ProfileID); err != nil {
+		if hooked, err := w.hooked(r.profileID); err != nil {
 			return err
 		} else if !hooked {
 			continue
 		}
-		e := verifyd.NewEvent(typ, v, at[v.ID])
+		// The event carries the whole verification: read only when there
+		// is one to write (by seq, as this transaction left it).
+		v, err := w.getVerification(wqVerificationBySeq, r.seq)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return fmt.Errorf("sqlite: verification %s vanished while its delivery was recorded", r.id)
+		}
+		e := verifyd.NewEvent(typ, v, at[r.id])
 		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, r.seq, e.Type, tm(e.OccurredAt), e.Payload)
 		nEvents++
 	}

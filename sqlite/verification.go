@@ -69,6 +69,7 @@ const (
 	// The writer's versions: seq first (getVerification).
 	wqVerificationByID   = `SELECT seq, ` + verificationCols + fromByID
 	wqNewestVerification = `SELECT seq, ` + verificationCols + fromNewest
+	wqVerificationBySeq  = `SELECT seq, ` + verificationCols + ` FROM verifications WHERE seq = ?`
 )
 
 // The updates below each write only the columns their change touches:
