@@ -1,5 +1,6 @@
-// Package sqlite is the embedded verifyd.Store, on SQLite through the pure-Go
-// driver modernc.org/sqlite.
+// Package sqlite is the embedded verifyd.Store, on SQLite compiled to pure Go
+// (modernc.org/sqlite): the read pool through its database/sql driver, the
+// writer through SQLite's C API in that module (rawConn).
 //
 // # One process, one writer
 //
