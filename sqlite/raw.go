@@ -174,17 +174,14 @@ func (c *rawConn) exec(query string, args ...any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for {
-		rc := lib.Xsqlite3_step(c.tls, st.p)
-		if rc == lib.SQLITE_ROW {
-			continue
-		}
-		if rc != lib.SQLITE_DONE {
-			err := c.errorOf(rc)
-			lib.Xsqlite3_reset(c.tls, st.p)
-			return 0, err
-		}
-		break
+	rc := lib.Xsqlite3_step(c.tls, st.p)
+	for rc == lib.SQLITE_ROW {
+		rc = lib.Xsqlite3_step(c.tls, st.p)
+	}
+	if rc != lib.SQLITE_DONE {
+		err := c.errorOf(rc)
+		lib.Xsqlite3_reset(c.tls, st.p)
+		return 0, err
 	}
 	n := lib.Xsqlite3_changes64(c.tls, c.db)
 	lib.Xsqlite3_reset(c.tls, st.p)
@@ -370,7 +367,7 @@ func (r *rawRows) scanCol(i int32, d any) error {
 	case *string:
 		switch typ {
 		case lib.SQLITE_TEXT, lib.SQLITE_BLOB:
-			*d = string(r.colBytes(i))
+			*d = string(r.colBytes(i, typ))
 		case lib.SQLITE_INTEGER:
 			*d = strconv.FormatInt(lib.Xsqlite3_column_int64(tls, p, i), 10)
 		case lib.SQLITE_FLOAT:
@@ -400,7 +397,7 @@ func (r *rawRows) scanCol(i int32, d any) error {
 			*d = nil
 			return nil
 		case lib.SQLITE_TEXT, lib.SQLITE_BLOB:
-			*d = append([]byte{}, r.colBytes(i)...)
+			*d = append([]byte{}, r.colBytes(i, typ)...)
 			return nil
 		}
 	}
@@ -410,10 +407,10 @@ func (r *rawRows) scanCol(i int32, d any) error {
 
 // colBytes returns column i as bytes in SQLite's memory, valid until the
 // next step or reset: copy them.
-func (r *rawRows) colBytes(i int32) []byte {
+func (r *rawRows) colBytes(i, typ int32) []byte {
 	tls, p := r.st.c.tls, r.st.p
 	var ptr uintptr
-	if lib.Xsqlite3_column_type(tls, p, i) == lib.SQLITE_BLOB {
+	if typ == lib.SQLITE_BLOB {
 		ptr = lib.Xsqlite3_column_blob(tls, p, i)
 	} else {
 		ptr = lib.Xsqlite3_column_text(tls, p, i)
@@ -434,79 +431,65 @@ func (r *rawRows) value(i, typ int32) driver.Value {
 	case lib.SQLITE_FLOAT:
 		return lib.Xsqlite3_column_double(tls, p, i)
 	case lib.SQLITE_TEXT:
-		return string(r.colBytes(i))
+		return string(r.colBytes(i, typ))
 	case lib.SQLITE_BLOB:
-		return append([]byte{}, r.colBytes(i)...)
+		return append([]byte{}, r.colBytes(i, typ)...)
 	}
 	return nil
 }
 
 // convertAssign stores src (a driver.Value) in dest, as database/sql's
-// Rows.Scan would: sql.Scanner implementations, and pointers to basic kinds
-// (named types included).
+// Rows.Scan would, for what scanCol leaves: sql.Scanner implementations and
+// pointers to named string, integer, float and bool types.
 func convertAssign(dest any, src driver.Value) error {
 	if s, ok := dest.(sql.Scanner); ok {
 		return s.Scan(src)
-	}
-	if d, ok := dest.(*any); ok {
-		*d = src
-		return nil
 	}
 	dv := reflect.ValueOf(dest)
 	if dv.Kind() != reflect.Pointer || dv.IsNil() {
 		return fmt.Errorf("destination not a pointer: %T", dest)
 	}
-	if src == nil {
-		return fmt.Errorf("converting NULL to %s is unsupported", dv.Elem().Kind())
-	}
 	e := dv.Elem()
-	str := func() string {
-		switch v := src.(type) {
-		case string:
-			return v
-		case []byte:
-			return string(v)
-		case int64:
-			return strconv.FormatInt(v, 10)
-		case float64:
-			return strconv.FormatFloat(v, 'g', -1, 64)
-		}
-		return fmt.Sprint(src)
+	if src == nil {
+		return fmt.Errorf("converting NULL to %s is unsupported", e.Kind())
 	}
+	var str string
+	switch v := src.(type) {
+	case string:
+		str = v
+	case []byte:
+		str = string(v)
+	case int64:
+		str = strconv.FormatInt(v, 10)
+	case float64:
+		str = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	var err error
 	switch e.Kind() {
 	case reflect.String:
-		e.SetString(str())
-		return nil
+		e.SetString(str)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(str(), 10, e.Type().Bits())
-		if err != nil {
-			return fmt.Errorf("converting %T to %s: %w", src, e.Kind(), err)
+		var n int64
+		if n, err = strconv.ParseInt(str, 10, e.Type().Bits()); err == nil {
+			e.SetInt(n)
 		}
-		e.SetInt(n)
-		return nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, err := strconv.ParseUint(str(), 10, e.Type().Bits())
-		if err != nil {
-			return fmt.Errorf("converting %T to %s: %w", src, e.Kind(), err)
-		}
-		e.SetUint(n)
-		return nil
 	case reflect.Float32, reflect.Float64:
-		f, err := strconv.ParseFloat(str(), e.Type().Bits())
-		if err != nil {
-			return fmt.Errorf("converting %T to %s: %w", src, e.Kind(), err)
+		var f float64
+		if f, err = strconv.ParseFloat(str, e.Type().Bits()); err == nil {
+			e.SetFloat(f)
 		}
-		e.SetFloat(f)
-		return nil
 	case reflect.Bool:
-		b, err := strconv.ParseBool(str())
-		if err != nil {
-			return fmt.Errorf("converting %T to bool: %w", src, err)
+		var b bool
+		if b, err = strconv.ParseBool(str); err == nil {
+			e.SetBool(b)
 		}
-		e.SetBool(b)
-		return nil
+	default:
+		return fmt.Errorf("unsupported Scan destination %T", dest)
 	}
-	return fmt.Errorf("unsupported Scan destination %T", dest)
+	if err != nil {
+		return fmt.Errorf("converting %T to %s: %w", src, e.Kind(), err)
+	}
+	return nil
 }
 
 // cptr returns the address u of C memory (SQLite's, outside the Go heap)

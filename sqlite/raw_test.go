@@ -157,9 +157,10 @@ func TestRawErrors(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Err(); err != nil || rows.Close() != nil || strings.Join(ids, ",") != "a,b" {
+	if err := rows.Err(); err != nil || strings.Join(ids, ",") != "a,b" {
 		t.Errorf("ids %v, err %v", ids, err)
 	}
+	rows.Close()
 	if rows.Next() {
 		t.Error("Next after Close")
 	}
