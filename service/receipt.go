@@ -20,21 +20,25 @@ const ReceiptGrace = 5 * time.Second
 // duplicates change nothing, the verification's status is left alone).
 //
 // A receipt may overtake the record of its own send. When the store does
-// not know the message and this process has delivery batches in flight that
-// began before the receipt arrived, Receipt waits (up to ReceiptGrace and
-// while ctx allows) for them to record their outcomes and looks again. If
-// they are still in flight it returns EUNAVAILABLE, so the carrier offers
-// the receipt again later (SMPP ESME_RX_T_APPN, HTTP 500); otherwise an
-// unknown message is ENOTFOUND.
+// not know the message and this process had delivery batches in flight when
+// the receipt arrived, Receipt waits (up to ReceiptGrace and while ctx
+// allows) for those to record their outcomes and looks again, also when
+// they ended while the store was answering (their record may have landed
+// just after the store's read). If they are still in flight it returns
+// EUNAVAILABLE, so the carrier offers the receipt again later (SMPP
+// ESME_RX_T_APPN, HTTP 500); otherwise an unknown message is ENOTFOUND.
 func (s *Service) Receipt(ctx context.Context, r *verifyd.Receipt) error {
 	if r == nil || !verifyd.ReceiptStatus(r.Status) {
 		return verifyd.Errorf(verifyd.EINVALID, "A receipt's status must be delivered, delivery_failed or delivery_unconfirmed.")
 	}
-	mark := s.flight.mark()
+	// Whether a batch was in flight is taken before the store is asked: a
+	// batch that ends between the store's answer and a later look may have
+	// recorded the message after the store read it.
+	mark, inFlight := s.flight.mark()
 	p := verifyd.ReceiptParams{Sender: r.Sender, ProviderMessageID: r.ProviderMessageID, Status: r.Status,
 		Cause: r.Cause, Now: s.opts.Now()}
 	res, err := s.store.RecordReceipt(ctx, p)
-	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND && s.flight.pending(mark) {
+	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND && inFlight {
 		wctx, cancel := context.WithTimeout(ctx, ReceiptGrace)
 		settled := s.flight.wait(wctx, mark)
 		cancel()
@@ -90,18 +94,12 @@ func (f *flight) end(n uint64) {
 	}
 }
 
-// mark returns the number of batches begun so far.
-func (f *flight) mark() uint64 {
+// mark returns the number of batches begun so far and whether any of them
+// is still active.
+func (f *flight) mark() (uint64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.next
-}
-
-// pending reports whether a batch numbered at most mark is still active.
-func (f *flight) pending(mark uint64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.pendingLocked(mark)
+	return f.next, len(f.active) > 0
 }
 
 func (f *flight) pendingLocked(mark uint64) bool {
