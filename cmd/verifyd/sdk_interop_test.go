@@ -156,9 +156,24 @@ type sdkServer struct {
 }
 
 func (s *sdkServer) stderrTail(n int) string {
+	return s.stderrTailExcept(n, "")
+}
+
+// stderrTailExcept is stderrTail without the lines that contain skip (none
+// skipped if skip is empty), so that a test's polling does not crowd out
+// what the server did.
+func (s *sdkServer) stderrTailExcept(n int, skip string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lines := s.stderr
+	if skip != "" {
+		lines = nil
+		for _, l := range s.stderr {
+			if !strings.Contains(l, skip) {
+				lines = append(lines, l)
+			}
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
