@@ -112,6 +112,39 @@ func (s *Store) FinishJobs(ctx context.Context, outs []verifyd.JobOutcome) []err
 	return errs
 }
 
+// The reads of finishJobs: the jobs of $1 leased to the workers of $2 and
+// still running, locked in the order of $1; the verifications of those of
+// them in $1, locked in ID order, each with whether its profile has a
+// webhook.
+var (
+	qFinishJobs = `SELECT j.id, j.verification_id, j.account_id
+		FROM unnest($1::text[], $2::text[]) AS o(id, worker)
+		CROSS JOIN LATERAL (SELECT id, verification_id, account_id FROM jobs
+			WHERE id = o.id AND locked_by = o.worker AND state = 'running' OFFSET 0 FOR UPDATE) j`
+	qFinishVerifications = `SELECT ` + prefixed("v.", verificationCols) + `,
+			coalesce((SELECT p.webhook_url <> '' FROM profiles p WHERE p.id = v.profile_id), false)
+		FROM unnest($1::text[], $2::text[]) AS o(id, worker)
+		CROSS JOIN LATERAL (SELECT verification_id, account_id FROM jobs
+			WHERE id = o.id AND locked_by = o.worker AND state = 'running' OFFSET 0) j
+		JOIN verifications v ON v.id = j.verification_id AND v.account_id = j.account_id
+		ORDER BY v.id FOR UPDATE OF v`
+)
+
+// sortByJob sorts the pairs (ids[i], workers[i]) by ID.
+func sortByJob(ids, workers []string) {
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	sid, sw := make([]string, len(ids)), make([]string, len(ids))
+	for i, k := range idx {
+		sid[i], sw[i] = ids[k], workers[k]
+	}
+	copy(ids, sid)
+	copy(workers, sw)
+}
+
 // heldJob is a job whose lease its outcome's worker holds.
 type heldJob struct{ verificationID, accountID string }
 
@@ -132,10 +165,18 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 		}
 	}
 
+	// Each job is looked up by its primary key and locked, in job ID order
+	// (the order of the input, which is sorted), before any verification;
+	// then the verifications the outcomes record on, in verification ID
+	// order, as every multi-row lock of verifications is (see the locking
+	// order in writer.go). The lookups are LATERAL subqueries that cannot
+	// be flattened, so that the planner cannot turn them into a scan of
+	// every running job joined with the input (a generic plan made when
+	// few jobs were running once did, at a cost that grew with the backlog).
+	sortByJob(jobIDs, workers)
+	sortByJob(vJobIDs, vWorkers)
 	held := make(map[string]heldJob, len(jobIDs))
-	t.queue(`SELECT j.id, j.verification_id, j.account_id FROM jobs j
-		JOIN unnest($1::text[], $2::text[]) AS o(id, worker) ON j.id = o.id AND j.locked_by = o.worker
-		WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j`, jobIDs, workers).Query(func(rows pgx.Rows) error {
+	t.queue(qFinishJobs, jobIDs, workers).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
 			var h heldJob
@@ -147,17 +188,18 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 		return rows.Err()
 	})
 	vs := map[string]*verifyd.Verification{}
+	hooked := map[string]bool{}
 	if len(vJobIDs) > 0 {
-		// Locked in ID order, as every multi-row lock of verifications is.
-		t.queue(`SELECT `+prefixed("v.", verificationCols)+` FROM verifications v
-			JOIN jobs j ON v.id = j.verification_id AND v.account_id = j.account_id
-			JOIN unnest($1::text[], $2::text[]) AS o(id, worker) ON j.id = o.id AND j.locked_by = o.worker
-			WHERE j.state = 'running' ORDER BY v.id FOR UPDATE OF v`, vJobIDs, vWorkers).Query(func(rows pgx.Rows) error {
-			list, err := collect(rows, scanVerification)
-			for _, v := range list {
-				vs[v.ID] = v
+		t.queue(qFinishVerifications, vJobIDs, vWorkers).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var hook bool
+				v, err := scanVerificationExtra(rows, &hook)
+				if err != nil {
+					return err
+				}
+				vs[v.ID], hooked[v.ID] = v, hook
 			}
-			return err
+			return rows.Err()
 		})
 	}
 	if err := t.flush(ctx); err != nil {
@@ -220,14 +262,18 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 		if v == nil {
 			continue // purged meanwhile (or another account's): nothing to record on
 		}
+		// Events only for a profile with a webhook (insertEvents would
+		// write no other): no payload is built for the others.
 		if o.DeliveryStatus != "" {
 			v.DeliveryStatus, v.UpdatedAt = o.DeliveryStatus, o.Now
-			if typ := verifyd.DeliveryEvent(o.DeliveryStatus); typ != "" {
+			if typ := verifyd.DeliveryEvent(o.DeliveryStatus); typ != "" && hooked[v.ID] {
 				events = append(events, verifyd.NewEvent(typ, v, o.Now))
 			}
 		}
 		if o.FailVerification && v.Status == verifyd.StatusPending {
-			events = append(events, completeV(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now))
+			if ev := completeV(v, verifyd.StatusError, verifyd.ReasonSendingFailed, o.Now); hooked[v.ID] {
+				events = append(events, ev)
+			}
 		}
 		if !isDirty[v.ID] {
 			isDirty[v.ID] = true
