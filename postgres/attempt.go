@@ -42,7 +42,11 @@ func (s *Store) Attempt(ctx context.Context, p verifyd.AttemptParams) (verifyd.A
 // and the outcome. A refused check returns its error and only the writes
 // it keeps (a time expiry before Decide). Decide may thus run more than
 // once for one check (a transaction that failed runs again).
-func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int) (w writes, res verifyd.AttemptResult, err error) {
+//
+// hooked tells whether v's profile has a webhook; false when it is known
+// to have none, so that no event payload is built (insertEvents writes
+// events only for a profile with a webhook).
+func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int, hooked bool) (w writes, res verifyd.AttemptResult, err error) {
 	profileID, phone := p.ProfileID, p.PhoneNumber
 	if v != nil {
 		profileID, phone = v.ProfileID, v.PhoneNumber
@@ -51,7 +55,7 @@ func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int)
 		failures = 0 // by ID and not found: no (profile, phone) to count for
 	}
 	if v != nil && v.PendingExpired(p.Now) {
-		w.events = append(w.events, completeV(v, verifyd.StatusExpired, verifyd.ReasonTimedOut, p.Now))
+		w.complete(hooked, v, verifyd.StatusExpired, verifyd.ReasonTimedOut, p.Now)
 		w.save = v
 	}
 	d, derr := p.DecideOn(v, failures)
@@ -63,7 +67,7 @@ func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int)
 	switch {
 	case d == verifyd.DecideAccept && pending && v.Attempts < p.MaxAttempts:
 		v.Attempts++
-		w.events = append(w.events, completeV(v, verifyd.StatusAccepted, verifyd.ReasonAccepted, p.Now))
+		w.complete(hooked, v, verifyd.StatusAccepted, verifyd.ReasonAccepted, p.Now)
 		w.save = v
 		res.Accepted = true
 	default: // a reject, or an accept that cannot apply
@@ -71,7 +75,7 @@ func attemptStep(p verifyd.AttemptParams, v *verifyd.Verification, failures int)
 			v.Attempts++
 			v.UpdatedAt = p.Now
 			if v.Attempts >= p.MaxAttempts {
-				w.events = append(w.events, completeV(v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now))
+				w.complete(hooked, v, verifyd.StatusInvalid, verifyd.ReasonAttemptsExhausted, p.Now)
 			}
 			w.save = v
 		}
@@ -113,7 +117,7 @@ func (s *Store) attemptAlone(ctx, octx context.Context, p verifyd.AttemptParams)
 		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		w, out, serr := attemptStep(p, v, failures)
+		w, out, serr := attemptStep(p, v, failures, true)
 		if err := commitWrites(ctx, t, &w, serr); err != nil {
 			return err
 		}

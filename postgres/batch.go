@@ -26,6 +26,17 @@ type checkFailure struct {
 	at               time.Time
 }
 
+// complete moves v to a final status and, if its profile has a webhook
+// (hooked), writes its verify.completed event; for a profile without one,
+// whose events insertEvents would not write, no payload is built.
+func (w *writes) complete(hooked bool, v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) {
+	if !hooked {
+		complete(v, status, reason, now)
+		return
+	}
+	w.events = append(w.events, completeV(v, status, reason, now))
+}
+
 func (w *writes) empty() bool {
 	return w.save == nil && len(w.events) == 0 && w.insert == nil && w.idem == nil && w.failure == nil
 }
@@ -200,14 +211,15 @@ const (
 	// verifications of the checks by ID ($4, $5, as qVerificationByID),
 	// each row once, locked in ID order (as every multi-row lock of
 	// verifications is); with each row, the ordinals (1-based) of the keys
-	// it is the newest of.
+	// it is the newest of, and whether its profile has a webhook.
 	qBatchRows = `WITH newest AS (
 			SELECT k.n, v.id FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(p, ph, acc, n)
 			CROSS JOIN LATERAL (SELECT id FROM verifications
 				WHERE profile_id = k.p AND phone_number = k.ph AND account_id = k.acc
 				ORDER BY created_at DESC, id DESC LIMIT 1) v
 		)
-		SELECT ` + verificationCols + `, ARRAY(SELECT n FROM newest WHERE newest.id = verifications.id)
+		SELECT ` + verificationCols + `, ARRAY(SELECT n FROM newest WHERE newest.id = verifications.id),
+			coalesce((SELECT p.webhook_url <> '' FROM profiles p WHERE p.id = verifications.profile_id), false)
 		FROM verifications
 		WHERE id = ANY(ARRAY(SELECT id FROM newest UNION ALL
 			SELECT w.id FROM unnest($4::text[], $5::text[]) AS b(id, acc)
@@ -258,6 +270,7 @@ func (b *batch) run(ctx context.Context, t *txn) error {
 	newest := make([]*verifyd.Verification, n)
 	failures := make([]int, n)
 	byID := map[string]*verifyd.Verification{}
+	hooked := map[string]bool{} // by verification ID
 
 	var lockP, lockPh, idIDs, idAccs, nP, nPh, nAcc []string
 	var nOp []int // op of each newest key
@@ -287,11 +300,12 @@ func (b *batch) run(ctx context.Context, t *txn) error {
 	t.queue(qBatchRows, nP, nPh, nAcc, idIDs, idAccs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var ns []int64
-			v, err := scanVerificationExtra(rows, &ns)
+			var hook bool
+			v, err := scanVerificationExtra(rows, &ns, &hook)
 			if err != nil {
 				return err
 			}
-			byID[v.ID] = v
+			byID[v.ID], hooked[v.ID] = v, hook
 			for _, k := range ns {
 				if k < 1 || int(k) > len(nOp) {
 					return fmt.Errorf("batch read: key ordinal %d of %d", k, len(nOp))
@@ -345,7 +359,8 @@ func (b *batch) run(ctx context.Context, t *txn) error {
 			}
 			used[key] = true
 		}
-		w, out := o.step(v, failures[i])
+		// Without a row, no event can be written.
+		w, out := o.step(v, failures[i], v != nil && hooked[v.ID])
 		b.outs[i] = out
 		bw.add(&w)
 	}
@@ -356,7 +371,7 @@ func (b *batch) run(ctx context.Context, t *txn) error {
 // step runs the logic of o on v (and failures, for a check) and returns
 // its writes and outcome. A panic of a callback (Guard, Decide, Respond)
 // is o's outcome alone: it writes nothing, and its caller panics with it.
-func (o *wop) step(v *verifyd.Verification, failures int) (w writes, out wout) {
+func (o *wop) step(v *verifyd.Verification, failures int, hooked bool) (w writes, out wout) {
 	defer func() {
 		if r := recover(); r != nil {
 			w, out = writes{}, wout{panicked: true, panicVal: r}
@@ -364,9 +379,9 @@ func (o *wop) step(v *verifyd.Verification, failures int) (w writes, out wout) {
 	}()
 	var err error
 	if o.create != nil {
-		w, out.created, err = createStep(*o.create, v)
+		w, out.created, err = createStep(*o.create, v, hooked)
 	} else {
-		w, out.attempt, err = attemptStep(*o.attempt, v, failures)
+		w, out.attempt, err = attemptStep(*o.attempt, v, failures, hooked)
 	}
 	out.err = err
 	return w, out

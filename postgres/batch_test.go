@@ -411,6 +411,12 @@ func TestBatchMixedChecks(t *testing.T) {
 	k1, k2, k3 := mk(p, "+15554000011"), mk(p, "+15554000012"), mk(p, "+15554000013")
 	foreign := mk(p2, "+15554000014")
 	expired := mk(p, "+15554000015")
+	// A profile without a webhook: its verifications record no events,
+	// in a batch as alone.
+	pq := storetest.MustCreateProfile(t, s, a.ID, "Quiet", storetest.T0, func(p *verifyd.Profile) {
+		p.WebhookURL, p.WebhookFailoverURL = "", ""
+	})
+	quiet := mk(pq, "+15554000016")
 	now := storetest.T0.Add(time.Minute)
 	// Two failures recorded for k1's number (and counted on k1).
 	for range 2 {
@@ -432,14 +438,15 @@ func TestBatchMixedChecks(t *testing.T) {
 	}
 	later := storetest.T0.Add(10 * time.Minute) // k-expired is past its expiry
 	checks := []*check{
-		{p: verifyd.AttemptParams{ID: k1.ID}, d: verifyd.DecideReject},                                    // 0: sees 2 failures
-		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: k1.PhoneNumber}},                          // 1: carried, sees 3
-		{p: verifyd.AttemptParams{ID: k2.ID}, d: verifyd.DecideAccept},                                    // 2: accepted
-		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: k3.PhoneNumber}, d: verifyd.DecideAccept}, // 3: accepted
-		{p: verifyd.AttemptParams{ID: verifyd.NewID()}},                                                   // 4: none
-		{p: verifyd.AttemptParams{ID: foreign.ID}, d: verifyd.DecideAccept},                               // 5: another account's: none
-		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: "+15554000099"}},                          // 6: no verification
-		{p: verifyd.AttemptParams{ID: expired.ID, Now: later}, d: verifyd.DecideAccept},                   // 7: expired by time
+		{p: verifyd.AttemptParams{ID: k1.ID}, d: verifyd.DecideReject},                                        // 0: sees 2 failures
+		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: k1.PhoneNumber}},                              // 1: carried, sees 3
+		{p: verifyd.AttemptParams{ID: k2.ID}, d: verifyd.DecideAccept},                                        // 2: accepted
+		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: k3.PhoneNumber}, d: verifyd.DecideAccept},     // 3: accepted
+		{p: verifyd.AttemptParams{ID: verifyd.NewID()}},                                                       // 4: none
+		{p: verifyd.AttemptParams{ID: foreign.ID}, d: verifyd.DecideAccept},                                   // 5: another account's: none
+		{p: verifyd.AttemptParams{ProfileID: p.ID, PhoneNumber: "+15554000099"}},                              // 6: no verification
+		{p: verifyd.AttemptParams{ID: expired.ID, Now: later}, d: verifyd.DecideAccept},                       // 7: expired by time
+		{p: verifyd.AttemptParams{ProfileID: pq.ID, PhoneNumber: quiet.PhoneNumber}, d: verifyd.DecideAccept}, // 8: accepted, no webhook
 	}
 	st := stage(t, s, p)
 	for _, c := range checks {
@@ -477,6 +484,7 @@ func TestBatchMixedChecks(t *testing.T) {
 	want(5, "", 0, false, verifyd.ENOTFOUND)
 	want(6, "", 0, false, "")
 	want(7, expired.ID, 0, false, "")
+	want(8, quiet.ID, 0, true, "")
 	if st := s.BatchStats(); st.Carried != 1 || st.Fallbacks != 0 {
 		t.Fatalf("batch stats %+v: want the check by phone of k1 carried", st)
 	}
@@ -492,6 +500,15 @@ func TestBatchMixedChecks(t *testing.T) {
 	}
 	if evs := storetest.MustListEvents(t, s, a.ID, expired.ID); len(evs) != 1 {
 		t.Fatalf("expired: %d events, want its completion", len(evs))
+	}
+	if evs := storetest.MustListEvents(t, s, a.ID, k2.ID); len(evs) != 1 || evs[0].Type != verifyd.EventCompleted {
+		t.Fatalf("k2 (accepted, webhook): %d events, want its completion", len(evs))
+	}
+	if got := storetest.MustGetVerification(t, s, a.ID, quiet.ID); got.Status != verifyd.StatusAccepted {
+		t.Fatalf("quiet: %s", got.Status)
+	}
+	if evs := storetest.MustListEvents(t, s, a.ID, quiet.ID); len(evs) != 0 {
+		t.Fatalf("quiet (accepted, no webhook): %d events, want none", len(evs))
 	}
 	// The failure recorded for the number without a verification.
 	var recent int

@@ -54,9 +54,14 @@ const (
 // delivery still only sent becomes delivery_unconfirmed, D33) and returns
 // its verify.completed event (the caller saves both).
 func completeV(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) *verifyd.Event {
+	complete(v, status, reason, now)
+	return verifyd.NewEvent(verifyd.EventCompleted, v, now)
+}
+
+// complete moves v to a final status.
+func complete(v *verifyd.Verification, status verifyd.Status, reason string, now time.Time) {
 	v.Status, v.CompletionReason, v.UpdatedAt = status, reason, now
 	v.DeliveryStatus = verifyd.CompletedDeliveryStatus(v.DeliveryStatus)
-	return verifyd.NewEvent(verifyd.EventCompleted, v, now)
 }
 
 // saveVerifications queues the writes of the mutable columns of vs.
@@ -190,10 +195,12 @@ type created struct {
 // before Guard; nothing when IdempotencyRow fails). Guard, Rows and
 // IdempotencyRow may thus run more than once for one trigger (a
 // transaction that failed runs again).
-func createStep(p verifyd.CreateParams, newest *verifyd.Verification) (w writes, c created, err error) {
+//
+// hooked tells whether the profile has a webhook, as for attemptStep.
+func createStep(p verifyd.CreateParams, newest *verifyd.Verification, hooked bool) (w writes, c created, err error) {
 	now := p.Now
 	if newest != nil && newest.PendingExpired(now) {
-		w.events = append(w.events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonTimedOut, now))
+		w.complete(hooked, newest, verifyd.StatusExpired, verifyd.ReasonTimedOut, now)
 		w.save = newest
 	}
 	if p.Guard != nil {
@@ -207,7 +214,7 @@ func createStep(p verifyd.CreateParams, newest *verifyd.Verification) (w writes,
 		}
 	}
 	if newest != nil && newest.Status == verifyd.StatusPending {
-		w.events = append(w.events, completeV(newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now))
+		w.complete(hooked, newest, verifyd.StatusExpired, verifyd.ReasonSuperseded, now)
 		w.save = newest
 		c.superseded = newest
 	}
@@ -239,7 +246,7 @@ func (s *Store) createAlone(ctx, octx context.Context, p verifyd.CreateParams) (
 		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		w, out, serr := createStep(p, newest)
+		w, out, serr := createStep(p, newest, true)
 		if err := commitWrites(ctx, t, &w, serr); err != nil {
 			return err
 		}
