@@ -77,10 +77,14 @@ const (
 	// 0.24/0.28/0.40. Wall time per operation from 16 callers was mostly
 	// best with 2 writers, from 64 with 1 (by 10-15 %); from 2 callers one
 	// writer serializes them (1.8x the wall time of alone), two do not.
-	// End to end (verifyd's trigger at c=16 over HTTP, three alternating
-	// pairs) one writer made 1.06-1.13x the triggers per second of two:
-	// the default is one (verifyd --db-writers).
-	defaultWriters = 1
+	// End to end (verifyd at c=16 over HTTP, three alternating pairs each)
+	// one writer once made 1.06-1.13x the triggers per second of two; after
+	// deliveries were recorded more cheaply (2026-12-07, fifth session) two
+	// made 1.21-1.27x the checks per second of one and 0.97-1.19x the
+	// triggers: with one, a node's writes are one server process's work,
+	// which can use one core, and the machine sat 0.6-0.7 cores idle during
+	// checks (0.3-0.4 with two). The default is two (verifyd --db-writers).
+	defaultWriters = 2
 	// maxBatch bounds the operations of one batch.
 	maxBatch = 64
 	// queueLen bounds the operations queued for the writers; callers wait
