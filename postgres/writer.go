@@ -81,10 +81,14 @@ const (
 	// one writer once made 1.06-1.13x the triggers per second of two; after
 	// deliveries were recorded more cheaply (2026-12-07, fifth session) two
 	// made 1.21-1.27x the checks per second of one and 0.97-1.19x the
-	// triggers: with one, a node's writes are one server process's work,
-	// which can use one core, and the machine sat 0.6-0.7 cores idle during
-	// checks (0.3-0.4 with two). The default is two (verifyd --db-writers).
-	defaultWriters = 2
+	// triggers on one node: with one, a node's writes are one server
+	// process's work, which can use one core, and the machine sat 0.6-0.7
+	// cores idle during checks (0.3-0.4 with two). But two nodes on one
+	// server with two writers each made 0.84x the checks and 0.99x the
+	// triggers of one writer each, trigger p99 26.6 ms instead of 22.8 (one
+	// pair of bench/run.sh runs): smaller batches, more transactions. The
+	// default stays one; a lone node may run two (verifyd --db-writers).
+	defaultWriters = 1
 	// maxBatch bounds the operations of one batch.
 	maxBatch = 64
 	// queueLen bounds the operations queued for the writers; callers wait

@@ -45,7 +45,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{Addr: "127.0.0.1:8080", DB: "verifyd.db", LogLevel: "info", MaxAttempts: 5,
-		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16, DBWriters: 2,
+		Retention: 30 * 24 * time.Hour, JobLease: 30 * time.Second, DBMaxConns: 16, DBWriters: 1,
 		ShutdownGrace: 15 * time.Second, WebhookAttempts: 5, WebhookBackoff: 2 * time.Second,
 		WebhookMaxBackoff: 5 * time.Minute, WebhookConcurrency: 128, WebhookPerEndpoint: 16}
 }

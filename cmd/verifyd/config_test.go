@@ -16,8 +16,8 @@ func TestDBWritersFlag(t *testing.T) {
 		}
 		return c
 	}
-	if c := parse(nil); c.DBWriters != 2 {
-		t.Errorf("default --db-writers = %d, want 2", c.DBWriters)
+	if c := parse(nil); c.DBWriters != 1 {
+		t.Errorf("default --db-writers = %d, want 1", c.DBWriters)
 	}
 	if c := parse(map[string]string{"VERIFYD_DB_WRITERS": "3"}); c.DBWriters != 3 {
 		t.Errorf("VERIFYD_DB_WRITERS=3 gave %d", c.DBWriters)
