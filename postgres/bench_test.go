@@ -37,34 +37,47 @@ func benchModes(b *testing.B, bench func(b *testing.B, s *postgres.Store, start 
 		writers int
 	}{{"alone", 0}, {"writers=1", 1}, {"writers=2", 2}, {"writers=4", 4}} {
 		b.Run(m.name, func(b *testing.B) {
-			url := testURL(b)
-			sep := "?"
-			if strings.Contains(url, "?") {
-				sep = "&"
-			}
-			app := fmt.Sprintf("verifyd-bench-%d", time.Now().UnixNano())
-			s := mustOpenURL(b, url+sep+"application_name="+app, postgres.WithMaxConns(benchConns),
-				postgres.WithWriters(m.writers))
-			var pg0 map[int]time.Duration
-			var self0 time.Duration
+			s, startCPU, reportCPU := benchStore(b, postgres.WithMaxConns(benchConns), postgres.WithWriters(m.writers))
 			var st0 postgres.BatchStats
-			bench(b, s, func() { pg0, self0, st0 = serverCPU(b, url, app), selfCPU(), s.BatchStats() })
-			b.StopTimer()
-			self := selfCPU() - self0
-			var pg time.Duration
-			pg1 := serverCPU(b, url, app)
-			for pid, d := range pg1 {
-				pg += d - pg0[pid]
-			}
-			if len(pg1) > 0 {
-				b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
-			}
-			b.ReportMetric(float64(self.Microseconds())/float64(b.N), "go-µs/op")
+			bench(b, s, func() { startCPU(); st0 = s.BatchStats() })
+			reportCPU()
 			if st := s.BatchStats(); st.Batches > st0.Batches {
 				b.ReportMetric(float64(st.Ops-st0.Ops)/float64(st.Batches-st0.Batches), "ops/batch")
 			}
 		})
 	}
+}
+
+// benchStore opens a store whose connections carry a name of their own.
+// start notes the CPU time spent so far by this process and by the store's
+// server processes; report stops the timer and reports the CPU time spent
+// since, per operation: go-µs/op, and pg-µs/op (read from /proc, reported
+// when the server runs on this machine).
+func benchStore(b *testing.B, opts ...postgres.Option) (s *postgres.Store, start, report func()) {
+	url := testURL(b)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	app := fmt.Sprintf("verifyd-bench-%d", time.Now().UnixNano())
+	s = mustOpenURL(b, url+sep+"application_name="+app, opts...)
+	var pg0 map[int]time.Duration
+	var self0 time.Duration
+	start = func() { pg0, self0 = serverCPU(b, url, app), selfCPU() }
+	report = func() {
+		b.StopTimer()
+		self := selfCPU() - self0
+		var pg time.Duration
+		pg1 := serverCPU(b, url, app)
+		for pid, d := range pg1 {
+			pg += d - pg0[pid]
+		}
+		if len(pg1) > 0 {
+			b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
+		}
+		b.ReportMetric(float64(self.Microseconds())/float64(b.N), "go-µs/op")
+	}
+	return s, start, report
 }
 
 // BenchmarkCreateVerification measures triggers: one CreateVerification
@@ -253,13 +266,7 @@ func BenchmarkFinishJobs(b *testing.B) {
 		backlog int
 	}{{"no_webhook", false, 0}, {"webhook", true, 0}, {"backlog", false, 20000}} {
 		b.Run(c.name, func(b *testing.B) {
-			url := testURL(b)
-			sep := "?"
-			if strings.Contains(url, "?") {
-				sep = "&"
-			}
-			app := fmt.Sprintf("verifyd-bench-%d", time.Now().UnixNano())
-			s := mustOpenURL(b, url+sep+"application_name="+app, postgres.WithMaxConns(4))
+			s, startCPU, reportCPU := benchStore(b, postgres.WithMaxConns(4))
 			ctx := context.Background()
 			a := storetest.MustCreateAccount(b, s)
 			p := storetest.MustCreateProfile(b, s, a.ID, "Main", storetest.T0, func(p *verifyd.Profile) {
@@ -285,8 +292,8 @@ func BenchmarkFinishJobs(b *testing.B) {
 			}
 			claim("w2", c.backlog)
 			jobs := claim("w1", b.N)
-			pg0, self0 := serverCPU(b, url, app), selfCPU()
 			b.ResetTimer()
+			startCPU()
 			const batch = 16
 			for lo := 0; lo < len(jobs); lo += batch {
 				hi := min(lo+batch, len(jobs))
@@ -302,17 +309,7 @@ func BenchmarkFinishJobs(b *testing.B) {
 					}
 				}
 			}
-			b.StopTimer()
-			self := selfCPU() - self0
-			var pg time.Duration
-			pg1 := serverCPU(b, url, app)
-			for pid, d := range pg1 {
-				pg += d - pg0[pid]
-			}
-			if len(pg1) > 0 {
-				b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
-			}
-			b.ReportMetric(float64(self.Microseconds())/float64(b.N), "go-µs/op")
+			reportCPU()
 		})
 	}
 }

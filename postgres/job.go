@@ -130,30 +130,22 @@ var (
 		ORDER BY v.id FOR UPDATE OF v`
 )
 
-// sortByJob sorts the pairs (ids[i], workers[i]) by ID.
-func sortByJob(ids, workers []string) {
-	idx := make([]int, len(ids))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
-	sid, sw := make([]string, len(ids)), make([]string, len(ids))
-	for i, k := range idx {
-		sid[i], sw[i] = ids[k], workers[k]
-	}
-	copy(ids, sid)
-	copy(workers, sw)
-}
-
 // heldJob is a job whose lease its outcome's worker holds.
 type heldJob struct{ verificationID, accountID string }
 
 func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []error) error {
 	// The first outcome of a job is the one that may apply; a second one
-	// finds the job finished by it.
+	// finds the job finished by it. Taken in job ID order (stable: a job's
+	// first outcome stays first), the order in which the jobs are locked.
+	order := make([]int, len(outs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(outs[a].JobID, outs[b].JobID) })
 	var jobIDs, workers, vJobIDs, vWorkers []string
 	first := make(map[string]bool, len(outs))
-	for i, o := range outs {
+	for _, i := range order {
+		o := &outs[i]
 		if first[o.JobID] {
 			errs[i] = verifyd.ErrLeaseLost
 			continue
@@ -166,15 +158,14 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 	}
 
 	// Each job is looked up by its primary key and locked, in job ID order
-	// (the order of the input, which is sorted), before any verification;
-	// then the verifications the outcomes record on, in verification ID
-	// order, as every multi-row lock of verifications is (see the locking
-	// order in writer.go). The lookups are LATERAL subqueries that cannot
-	// be flattened, so that the planner cannot turn them into a scan of
-	// every running job joined with the input (a generic plan made when
-	// few jobs were running once did, at a cost that grew with the backlog).
-	sortByJob(jobIDs, workers)
-	sortByJob(vJobIDs, vWorkers)
+	// (the order of jobIDs), before any verification; then the
+	// verifications the outcomes record on, in verification ID order (their
+	// statement sorts them), as every multi-row lock of verifications is
+	// (see the locking order in writer.go). The lookups are LATERAL
+	// subqueries that cannot be flattened, so that the planner cannot turn
+	// them into a scan of every running job joined with the input (a
+	// generic plan made when few jobs were running once did, at a cost that
+	// grew with the backlog).
 	held := make(map[string]heldJob, len(jobIDs))
 	t.queue(qFinishJobs, jobIDs, workers).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
