@@ -26,6 +26,11 @@ type WorkerOptions struct {
 	// Handoff is how many jobs this process's triggers may hand straight to
 	// the worker (default 512, so a handed-off job never waits near its lease; negative disables it). See Worker.
 	Handoff int
+	// RecordWindow is how long the outcomes of handed-off jobs, sent at
+	// once, may wait to be recorded together (default 10 ms, at most a
+	// quarter of Lease; negative records each batch as soon as it is
+	// sent). See Worker.
+	RecordWindow time.Duration
 }
 
 // Worker delivers queued messages through a Sender: it claims due jobs,
@@ -38,12 +43,25 @@ type WorkerOptions struct {
 // dies, the job is reclaimed in doubt by any worker once the lease lapses
 // (at once on SQLite, whose store resets leases at open); a handed-off job
 // whose lease is nearly over when its turn comes is left to that path.
+//
+// Handed-off jobs are sent as soon as they arrive, but their outcomes are
+// recorded together: up to RecordWindow after the first of them, or once
+// Batch are waiting. Under load this makes one delivery record of many
+// jobs instead of one per handful (much of a record's cost is per
+// statement and per commit, not per job); while they wait, the sends
+// count as in flight for receipts (Service.Receipt), and a crash leaves
+// them to be reclaimed in doubt, like a send whose record had not landed.
 type Worker struct {
 	svc    *Service
 	sender verifyd.Sender
 	opts   WorkerOptions
 	slots  chan struct{}  // hand-off capacity; a trigger takes one
 	hand   chan handedOff // hand-off queue, same capacity
+
+	// held are the outcomes of handed-off sends not recorded yet, and
+	// heldFlight the flight marks of their batches (run goroutine only).
+	held       []finished
+	heldFlight []uint64
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -85,6 +103,10 @@ func (s *Service) NewWorker(sender verifyd.Sender, opts WorkerOptions) *Worker {
 	if opts.Handoff == 0 {
 		opts.Handoff = 512
 	}
+	if opts.RecordWindow == 0 {
+		opts.RecordWindow = 10 * time.Millisecond
+	}
+	opts.RecordWindow = min(opts.RecordWindow, opts.Lease/4)
 	w := &Worker{svc: s, sender: sender, opts: opts}
 	if opts.Handoff > 0 {
 		w.slots = make(chan struct{}, opts.Handoff)
@@ -160,20 +182,29 @@ func (w *Worker) run(ctx context.Context) {
 	defer sweep.Stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// record fires RecordWindow after the first held outcome.
+	record := time.NewTimer(time.Hour)
+	record.Stop()
+	defer record.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			// Deliver what was handed off before the stop, within the
-			// drain time; anything left is reclaimed after its lease.
+			// drain time, and record it; anything left is reclaimed after
+			// its lease.
 			for len(w.hand) > 0 {
-				w.passHandedOff(ctx, <-w.hand)
+				w.passHandedOff(ctx, <-w.hand, record)
 			}
+			w.recordHeld(ctx)
 			return
 		case <-sweep.C:
 			w.sweep(ctx)
 			continue
 		case h := <-w.hand:
-			w.passHandedOff(ctx, h)
+			w.passHandedOff(ctx, h, record)
+			continue
+		case <-record.C:
+			w.recordHeld(ctx)
 			continue
 		case <-w.svc.wakeCh:
 		case <-timer.C:
@@ -236,8 +267,10 @@ func (w *Worker) sweep(ctx context.Context) {
 }
 
 // passHandedOff delivers first, plus whatever else is already handed off
-// (up to a batch).
-func (w *Worker) passHandedOff(ctx context.Context, first handedOff) {
+// (up to a batch), and holds their outcomes for recordHeld: at once if a
+// batch of them is waiting or RecordWindow is negative, else when record
+// (armed here for the first one held) fires.
+func (w *Worker) passHandedOff(ctx context.Context, first handedOff, record *time.Timer) {
 	batch := []handedOff{first}
 	for len(batch) < w.opts.Batch {
 		select {
@@ -254,7 +287,7 @@ func (w *Worker) passHandedOff(ctx context.Context, first handedOff) {
 		}
 	}()
 	// Too close to the lease's end: the lease path will take it, in doubt.
-	cutoff := w.svc.opts.Now().Add(w.opts.SendTimeout + time.Second)
+	cutoff := w.svc.opts.Now().Add(w.opts.SendTimeout + max(w.opts.RecordWindow, 0) + time.Second)
 	jobs := make([]*verifyd.Job, 0, len(batch))
 	msgs := make([]*verifyd.Message, 0, len(batch))
 	for _, h := range batch {
@@ -262,7 +295,36 @@ func (w *Worker) passHandedOff(ctx context.Context, first handedOff) {
 			jobs, msgs = append(jobs, h.job), append(msgs, h.msg)
 		}
 	}
-	w.deliverBatch(ctx, jobs, msgs)
+	if len(jobs) == 0 {
+		return
+	}
+	mark := w.svc.flight.begin()
+	done := w.send(ctx, jobs, msgs)
+	arm := len(w.held) == 0
+	w.held, w.heldFlight = append(w.held, done...), append(w.heldFlight, mark)
+	switch {
+	case len(w.held) >= w.opts.Batch || w.opts.RecordWindow < 0:
+		w.recordHeld(ctx)
+	case arm:
+		record.Reset(w.opts.RecordWindow)
+	}
+}
+
+// recordHeld records the held outcomes of handed-off sends. A stale fire
+// of the record timer, left from outcomes recorded since, finds none.
+func (w *Worker) recordHeld(ctx context.Context) {
+	if len(w.held) == 0 {
+		return
+	}
+	// Recording outlives ctx (shutdown) by at most DrainTimeout.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.DrainTimeout)
+	defer cancel()
+	w.finish(rctx, w.held)
+	for _, m := range w.heldFlight {
+		w.svc.flight.end(m)
+	}
+	clear(w.held)
+	w.held, w.heldFlight = w.held[:0], w.heldFlight[:0]
 }
 
 // pass claims one batch and delivers it; it returns the number claimed.
@@ -276,25 +338,33 @@ func (w *Worker) pass(ctx context.Context) int {
 		}
 		return 0
 	}
-	w.deliverBatch(ctx, jobs, nil)
+	w.deliverBatch(ctx, jobs)
 	return len(jobs)
 }
 
-// deliverBatch sends jobs concurrently and records their outcomes in one
-// store write. msgs, if not nil, holds each job's message in the clear.
-func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job, msgs []*verifyd.Message) {
+// deliverBatch sends claimed jobs concurrently and records their outcomes
+// in one store write.
+func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job) {
 	if len(jobs) == 0 {
 		return
 	}
 	// Until the outcomes are recorded, receipts for these sends wait.
 	defer w.svc.flight.end(w.svc.flight.begin())
-	// In-flight sends outlive ctx (shutdown) by at most DrainTimeout.
+	done := w.send(ctx, jobs, nil)
+	// Recording outlives ctx (shutdown) by at most DrainTimeout.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.DrainTimeout)
+	defer cancel()
+	w.finish(rctx, done)
+}
+
+// send sends jobs concurrently and returns their outcomes, in order. msgs,
+// if not nil, holds each job's message in the clear. In-flight sends
+// outlive ctx (shutdown) by at most DrainTimeout.
+func (w *Worker) send(ctx context.Context, jobs []*verifyd.Job, msgs []*verifyd.Message) []finished {
 	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(w.opts.DrainTimeout, cancel) })
 	defer stop()
-	// The batch is sent concurrently and its outcomes recorded together, in
-	// one store write.
 	done := make([]finished, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
@@ -305,7 +375,7 @@ func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job, msgs []*
 		wg.Go(func() { done[i] = w.deliver(sendCtx, j, m) })
 	}
 	wg.Wait()
-	w.finish(sendCtx, done)
+	return done
 }
 
 // finished is the outcome of one delivery, to record, and the channel the

@@ -190,3 +190,99 @@ func TestWorker_InDoubtJobReconciled(t *testing.T) {
 		t.Fatalf("queue depth %d", n)
 	}
 }
+
+// Handed-off sends go out at once, but their outcomes wait to be recorded
+// together: until a batch of them is held, the record window ends or the
+// worker stops. A receipt for a held send waits for its record instead of
+// being answered "unknown message".
+func TestWorker_HeldOutcomesRecordedTogether(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	s := newFakeSender()
+	// No window end in this test: only a full batch or Stop records.
+	w := f.svc.NewWorker(s, service.WorkerOptions{Batch: 3, Lease: 4 * time.Hour, RecordWindow: time.Hour, Poll: time.Hour})
+	w.Start(f.ctx)
+	stopped := false
+	defer func() {
+		if !stopped {
+			w.Stop()
+		}
+	}()
+	trigger := func(ph string) *verifyd.Verification {
+		t.Helper()
+		v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: ph, ProfileID: f.profile.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	depth := func() int {
+		t.Helper()
+		n, err := f.store.QueueDepth(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	v1, v2 := trigger("+447400123451"), trigger("+447400123452")
+	m1 := waitMsg(t, s.got) // v1's or v2's: they are sent concurrently
+	waitMsg(t, s.got)
+	for _, v := range []*verifyd.Verification{v1, v2} {
+		if got := f.get(t, v.ID).DeliveryStatus; got != "" {
+			t.Fatalf("delivery status %q while the outcome is held, want none yet", got)
+		}
+	}
+	if n := depth(); n != 2 {
+		t.Fatalf("queue depth %d with two sends held, want 2", n)
+	}
+	// A receipt for a held send waits for its record.
+	receipt := make(chan error, 1)
+	go func() {
+		receipt <- f.svc.Receipt(f.ctx, &verifyd.Receipt{Sender: "fake", ProviderMessageID: "p-" + m1.ID, Status: verifyd.DeliveryDelivered})
+	}()
+
+	// The third fills the batch: all three are recorded.
+	v3 := trigger("+447400123453")
+	waitMsg(t, s.got)
+	waitFor(t, "three deliveries recorded", func() bool { return depth() == 0 })
+	if err := <-receipt; err != nil {
+		t.Fatalf("receipt for a held send: %v", err)
+	}
+	for _, v := range []*verifyd.Verification{v1, v2, v3} {
+		want := verifyd.DeliverySent
+		if v.ID == m1.VerificationID {
+			want = verifyd.DeliveryDelivered // its receipt came
+		}
+		if got := f.get(t, v.ID).DeliveryStatus; got != want {
+			t.Fatalf("delivery status %q after the batch was recorded, want %s", got, want)
+		}
+	}
+
+	// Stop records what is held.
+	v4 := trigger("+447400123454")
+	waitMsg(t, s.got)
+	w.Stop()
+	stopped = true
+	if got := f.get(t, v4.ID).DeliveryStatus; got != verifyd.DeliverySent {
+		t.Fatalf("delivery status %q after Stop, want sent", got)
+	}
+	if n := depth(); n != 0 {
+		t.Fatalf("queue depth %d after Stop, want 0", n)
+	}
+}
+
+// With a record window, a lone handed-off send is recorded once the
+// window ends, with no further trigger to fill a batch.
+func TestWorker_HeldOutcomeRecordedAfterWindow(t *testing.T) {
+	f := newFixture(t, service.Options{})
+	s := newFakeSender()
+	w := f.svc.NewWorker(s, service.WorkerOptions{RecordWindow: 20 * time.Millisecond, Poll: time.Hour})
+	w.Start(f.ctx)
+	defer w.Stop()
+	v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: phone, ProfileID: f.profile.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMsg(t, s.got)
+	waitFor(t, "delivery status sent", func() bool { return f.get(t, v.ID).DeliveryStatus == verifyd.DeliverySent })
+}
