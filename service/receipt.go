@@ -21,10 +21,11 @@ const ReceiptGrace = 5 * time.Second
 //
 // A receipt may overtake the record of its own send. When the store does
 // not know the message and this process had delivery batches in flight when
-// the receipt arrived, Receipt waits (up to ReceiptGrace and while ctx
-// allows) for those to record their outcomes and looks again, also when
-// they ended while the store was answering (their record may have landed
-// just after the store's read). If they are still in flight it returns
+// the receipt arrived, Receipt has the worker record the outcomes it
+// holds, and looks again each time one of those batches is recorded (up to
+// ReceiptGrace and while ctx allows), also when they ended while the store
+// was answering (their record may have landed just after the store's
+// read). If the message is still unknown and some of them in flight, it returns
 // EUNAVAILABLE, so the carrier offers the receipt again later (SMPP
 // ESME_RX_T_APPN, HTTP 500); otherwise an unknown message is ENOTFOUND.
 func (s *Service) Receipt(ctx context.Context, r *verifyd.Receipt) error {
@@ -39,15 +40,28 @@ func (s *Service) Receipt(ctx context.Context, r *verifyd.Receipt) error {
 		Cause: r.Cause, Now: s.opts.Now()}
 	res, err := s.store.RecordReceipt(ctx, p)
 	if verifyd.ErrorCode(err) == verifyd.ENOTFOUND && inFlight {
-		wctx, cancel := context.WithTimeout(ctx, ReceiptGrace)
-		settled := s.flight.wait(wctx, mark)
-		cancel()
-		if !settled {
-			return verifyd.Errorf(verifyd.EUNAVAILABLE, "Message %s of %s is not recorded yet; offer the receipt again later.",
-				r.ProviderMessageID, r.Sender)
+		// The message may be one whose outcome the worker holds to record
+		// with others: have it recorded now rather than at the window's end.
+		if w := s.worker.Load(); w != nil {
+			w.recordSoon()
 		}
-		p.Now = s.opts.Now()
-		res, err = s.store.RecordReceipt(ctx, p)
+		// Look again each time one of those batches is recorded, not only
+		// once all are: a later one may be a send waiting on the carrier,
+		// which may hold its answers until this receipt is answered.
+		wctx, cancel := context.WithTimeout(ctx, ReceiptGrace)
+		defer cancel()
+		for verifyd.ErrorCode(err) == verifyd.ENOTFOUND {
+			pending, ok := s.flight.waitOne(wctx, mark)
+			if !ok {
+				return verifyd.Errorf(verifyd.EUNAVAILABLE, "Message %s of %s is not recorded yet; offer the receipt again later.",
+					r.ProviderMessageID, r.Sender)
+			}
+			p.Now = s.opts.Now()
+			res, err = s.store.RecordReceipt(ctx, p)
+			if !pending {
+				break
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -111,24 +125,26 @@ func (f *flight) pendingLocked(mark uint64) bool {
 	return false
 }
 
-// wait waits until no batch numbered at most mark is active; false if ctx
-// ended first.
-func (f *flight) wait(ctx context.Context, mark uint64) bool {
-	for {
-		f.mu.Lock()
-		if !f.pendingLocked(mark) {
-			f.mu.Unlock()
-			return true
-		}
-		if f.changed == nil {
-			f.changed = make(chan struct{})
-		}
-		ch := f.changed
+// waitOne waits until a batch numbered at most mark ends, unless none is
+// active, and returns whether some still are; ok is false if ctx ended
+// first.
+func (f *flight) waitOne(ctx context.Context, mark uint64) (pending, ok bool) {
+	f.mu.Lock()
+	if !f.pendingLocked(mark) {
 		f.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
+		return false, true
 	}
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	ch := f.changed
+	f.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return false, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pendingLocked(mark), true
 }

@@ -27,9 +27,9 @@ type WorkerOptions struct {
 	// the worker (default 512, so a handed-off job never waits near its lease; negative disables it). See Worker.
 	Handoff int
 	// RecordWindow is how long the outcomes of handed-off jobs, sent at
-	// once, may wait to be recorded together (default 10 ms, at most a
-	// quarter of Lease; negative records each batch as soon as it is
-	// sent). See Worker.
+	// once, may wait under load to be recorded together (default 10 ms, at
+	// most a quarter of Lease; negative records each batch as soon as it
+	// is sent). See Worker.
 	RecordWindow time.Duration
 }
 
@@ -44,13 +44,17 @@ type WorkerOptions struct {
 // (at once on SQLite, whose store resets leases at open); a handed-off job
 // whose lease is nearly over when its turn comes is left to that path.
 //
-// Handed-off jobs are sent as soon as they arrive, but their outcomes are
-// recorded together: up to RecordWindow after the first of them, or once
-// Batch are waiting. Under load this makes one delivery record of many
-// jobs instead of one per handful (much of a record's cost is per
-// statement and per commit, not per job); while they wait, the sends
-// count as in flight for receipts (Service.Receipt), and a crash leaves
-// them to be reclaimed in doubt, like a send whose record had not landed.
+// Handed-off jobs are sent as soon as they arrive. Under load (more than
+// one handed off at a time, or outcomes already held) their outcomes are
+// recorded together, by a goroutine of their own (recorder): up to
+// RecordWindow after the first of them, once Batch are waiting, or at
+// once when a receipt for one of them is waiting (Service.Receipt; a
+// carrier may hold its next responses until the receipt is answered).
+// Under load this makes one delivery record of many jobs instead of one
+// per handful (much of a record's cost is per statement and per commit,
+// not per job). While they wait, the sends count as in flight for
+// receipts, and a crash leaves them to be reclaimed in doubt, like a send
+// whose record had not landed.
 type Worker struct {
 	svc    *Service
 	sender verifyd.Sender
@@ -59,9 +63,14 @@ type Worker struct {
 	hand   chan handedOff // hand-off queue, same capacity
 
 	// held are the outcomes of handed-off sends not recorded yet, and
-	// heldFlight the flight marks of their batches (run goroutine only).
+	// heldFlight the flight marks of their batches (under recMu). recArm
+	// tells the recorder that the first of them is held, recNow to record
+	// at once (each holds one signal).
+	recMu      sync.Mutex
 	held       []finished
 	heldFlight []uint64
+	recArm     chan struct{}
+	recNow     chan struct{}
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -107,7 +116,7 @@ func (s *Service) NewWorker(sender verifyd.Sender, opts WorkerOptions) *Worker {
 		opts.RecordWindow = 10 * time.Millisecond
 	}
 	opts.RecordWindow = min(opts.RecordWindow, opts.Lease/4)
-	w := &Worker{svc: s, sender: sender, opts: opts}
+	w := &Worker{svc: s, sender: sender, opts: opts, recArm: make(chan struct{}, 1), recNow: make(chan struct{}, 1)}
 	if opts.Handoff > 0 {
 		w.slots = make(chan struct{}, opts.Handoff)
 		w.hand = make(chan handedOff, opts.Handoff)
@@ -182,10 +191,8 @@ func (w *Worker) run(ctx context.Context) {
 	defer sweep.Stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	// record fires RecordWindow after the first held outcome.
-	record := time.NewTimer(time.Hour)
-	record.Stop()
-	defer record.Stop()
+	recStop, recDone := make(chan struct{}), make(chan struct{})
+	go w.recorder(recStop, recDone)
 	for {
 		select {
 		case <-ctx.Done():
@@ -193,18 +200,16 @@ func (w *Worker) run(ctx context.Context) {
 			// drain time, and record it; anything left is reclaimed after
 			// its lease.
 			for len(w.hand) > 0 {
-				w.passHandedOff(ctx, <-w.hand, record)
+				w.passHandedOff(ctx, <-w.hand)
 			}
-			w.recordHeld(ctx)
+			close(recStop)
+			<-recDone
 			return
 		case <-sweep.C:
 			w.sweep(ctx)
 			continue
 		case h := <-w.hand:
-			w.passHandedOff(ctx, h, record)
-			continue
-		case <-record.C:
-			w.recordHeld(ctx)
+			w.passHandedOff(ctx, h)
 			continue
 		case <-w.svc.wakeCh:
 		case <-timer.C:
@@ -267,10 +272,9 @@ func (w *Worker) sweep(ctx context.Context) {
 }
 
 // passHandedOff delivers first, plus whatever else is already handed off
-// (up to a batch), and holds their outcomes for recordHeld: at once if a
-// batch of them is waiting or RecordWindow is negative, else when record
-// (armed here for the first one held) fires.
-func (w *Worker) passHandedOff(ctx context.Context, first handedOff, record *time.Timer) {
+// (up to a batch), and holds their outcomes for the recorder (with a
+// negative RecordWindow, records them at once).
+func (w *Worker) passHandedOff(ctx context.Context, first handedOff) {
 	batch := []handedOff{first}
 	for len(batch) < w.opts.Batch {
 		select {
@@ -300,31 +304,84 @@ func (w *Worker) passHandedOff(ctx context.Context, first handedOff, record *tim
 	}
 	mark := w.svc.flight.begin()
 	done := w.send(ctx, jobs, msgs)
+	w.recMu.Lock()
+	// A lone send with none held is not load: recorded at once, as a
+	// carrier's receipt may follow it within milliseconds.
 	arm := len(w.held) == 0
+	if w.opts.RecordWindow < 0 || arm && len(done) == 1 {
+		w.recMu.Unlock()
+		w.record(done, []uint64{mark})
+		return
+	}
 	w.held, w.heldFlight = append(w.held, done...), append(w.heldFlight, mark)
+	full := len(w.held) >= w.opts.Batch
+	w.recMu.Unlock()
 	switch {
-	case len(w.held) >= w.opts.Batch || w.opts.RecordWindow < 0:
-		w.recordHeld(ctx)
+	case full:
+		w.recordSoon()
 	case arm:
-		record.Reset(w.opts.RecordWindow)
+		signal(w.recArm)
 	}
 }
 
-// recordHeld records the held outcomes of handed-off sends. A stale fire
-// of the record timer, left from outcomes recorded since, finds none.
-func (w *Worker) recordHeld(ctx context.Context) {
-	if len(w.held) == 0 {
-		return
+// signal leaves one signal in ch (of capacity one) unless one is there.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
-	// Recording outlives ctx (shutdown) by at most DrainTimeout.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.DrainTimeout)
+}
+
+// recordSoon asks the recorder to record the held outcomes at once.
+func (w *Worker) recordSoon() { signal(w.recNow) }
+
+// recorder records the held outcomes of handed-off sends RecordWindow
+// after the first of them was held, or when asked (recordSoon), until
+// stop is closed; then it records what is held and closes done.
+func (w *Worker) recorder(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-w.recArm:
+			t.Reset(w.opts.RecordWindow)
+			continue
+		case <-t.C:
+		case <-w.recNow:
+		case <-stop:
+			w.recordHeld()
+			return
+		}
+		// A stale timer or signal, left from outcomes recorded since,
+		// finds none held (or records newer ones early).
+		w.recordHeld()
+	}
+}
+
+// recordHeld records the held outcomes, if any.
+func (w *Worker) recordHeld() {
+	w.recMu.Lock()
+	held, flights := w.held, w.heldFlight
+	w.held, w.heldFlight = nil, nil
+	w.recMu.Unlock()
+	if len(held) > 0 {
+		w.record(held, flights)
+	}
+}
+
+// record records done, the outcomes of the delivery batches marked
+// flights, and ends those marks. The store write is bounded by
+// DrainTimeout (it also runs after a stop); if it fails, the jobs' leases
+// lapse and they come back in doubt.
+func (w *Worker) record(done []finished, flights []uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.DrainTimeout)
 	defer cancel()
-	w.finish(rctx, w.held)
-	for _, m := range w.heldFlight {
+	w.finish(ctx, done)
+	for _, m := range flights {
 		w.svc.flight.end(m)
 	}
-	clear(w.held)
-	w.held, w.heldFlight = w.held[:0], w.heldFlight[:0]
 }
 
 // pass claims one batch and delivers it; it returns the number claimed.
@@ -349,12 +406,8 @@ func (w *Worker) deliverBatch(ctx context.Context, jobs []*verifyd.Job) {
 		return
 	}
 	// Until the outcomes are recorded, receipts for these sends wait.
-	defer w.svc.flight.end(w.svc.flight.begin())
-	done := w.send(ctx, jobs, nil)
-	// Recording outlives ctx (shutdown) by at most DrainTimeout.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.DrainTimeout)
-	defer cancel()
-	w.finish(rctx, done)
+	mark := w.svc.flight.begin()
+	w.record(w.send(ctx, jobs, nil), []uint64{mark})
 }
 
 // send sends jobs concurrently and returns their outcomes, in order. msgs,

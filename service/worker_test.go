@@ -25,8 +25,11 @@ type fakeSender struct {
 func newFakeSender() *fakeSender { return &fakeSender{got: make(chan *verifyd.Message, 100)} }
 
 func (s *fakeSender) Send(_ context.Context, m *verifyd.Message) (*verifyd.SendResult, error) {
-	if s.SendFn != nil {
-		if err := s.SendFn(m); err != nil {
+	s.mu.Lock()
+	fn := s.SendFn
+	s.mu.Unlock()
+	if fn != nil {
+		if err := fn(m); err != nil {
 			return nil, err
 		}
 	}
@@ -191,14 +194,51 @@ func TestWorker_InDoubtJobReconciled(t *testing.T) {
 	}
 }
 
-// Handed-off sends go out at once, but their outcomes wait to be recorded
-// together: until a batch of them is held, the record window ends or the
-// worker stops. A receipt for a held send waits for its record instead of
-// being answered "unknown message".
+// burst has the worker take the triggers of phones as one hand-off batch
+// after the first (which is sent alone): the first send waits until the
+// others are handed off. It returns the verifications and the messages
+// sent, by verification ID.
+func burst(t *testing.T, f *fixture, s *fakeSender, phones ...string) ([]*verifyd.Verification, map[string]*verifyd.Message) {
+	t.Helper()
+	gate, started := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	s.mu.Lock()
+	s.SendFn = func(*verifyd.Message) error {
+		once.Do(func() {
+			started <- struct{}{}
+			<-gate
+		})
+		return nil
+	}
+	s.mu.Unlock()
+	vs := make([]*verifyd.Verification, len(phones))
+	for i, ph := range phones {
+		v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: ph, ProfileID: f.profile.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs[i] = v
+		if i == 0 {
+			<-started
+		}
+	}
+	close(gate)
+	msgs := map[string]*verifyd.Message{}
+	for range phones {
+		m := waitMsg(t, s.got)
+		msgs[m.VerificationID] = m
+	}
+	return vs, msgs
+}
+
+// Under load, handed-off sends go out at once but their outcomes wait to
+// be recorded together: until a batch of them is held, a receipt for one
+// of them arrives, the record window ends or the worker stops. A lone send
+// with none held is recorded at once.
 func TestWorker_HeldOutcomesRecordedTogether(t *testing.T) {
 	f := newFixture(t, service.Options{})
 	s := newFakeSender()
-	// No window end in this test: only a full batch or Stop records.
+	// No window end in this test: only a full batch, a receipt or Stop records.
 	w := f.svc.NewWorker(s, service.WorkerOptions{Batch: 3, Lease: 4 * time.Hour, RecordWindow: time.Hour, Poll: time.Hour})
 	w.Start(f.ctx)
 	stopped := false
@@ -207,14 +247,6 @@ func TestWorker_HeldOutcomesRecordedTogether(t *testing.T) {
 			w.Stop()
 		}
 	}()
-	trigger := func(ph string) *verifyd.Verification {
-		t.Helper()
-		v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: ph, ProfileID: f.profile.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 	depth := func() int {
 		t.Helper()
 		n, err := f.store.QueueDepth(f.ctx)
@@ -223,66 +255,74 @@ func TestWorker_HeldOutcomesRecordedTogether(t *testing.T) {
 		}
 		return n
 	}
+	status := func(v *verifyd.Verification) string { t.Helper(); return f.get(t, v.ID).DeliveryStatus }
 
-	v1, v2 := trigger("+447400123451"), trigger("+447400123452")
-	m1 := waitMsg(t, s.got) // v1's or v2's: they are sent concurrently
-	waitMsg(t, s.got)
-	for _, v := range []*verifyd.Verification{v1, v2} {
-		if got := f.get(t, v.ID).DeliveryStatus; got != "" {
-			t.Fatalf("delivery status %q while the outcome is held, want none yet", got)
-		}
+	// The first is sent alone and recorded at once; the next two, handed
+	// off together, are held.
+	vs, msgs := burst(t, f, s, "+447400123451", "+447400123452", "+447400123453")
+	waitFor(t, "the lone send recorded", func() bool { return status(vs[0]) == verifyd.DeliverySent })
+	if a, b := status(vs[1]), status(vs[2]); a != "" || b != "" {
+		t.Fatalf("delivery statuses %q, %q while the outcomes are held, want none yet", a, b)
 	}
 	if n := depth(); n != 2 {
 		t.Fatalf("queue depth %d with two sends held, want 2", n)
 	}
-	// A receipt for a held send waits for its record.
-	receipt := make(chan error, 1)
-	go func() {
-		receipt <- f.svc.Receipt(f.ctx, &verifyd.Receipt{Sender: "fake", ProviderMessageID: "p-" + m1.ID, Status: verifyd.DeliveryDelivered})
-	}()
-
-	// The third fills the batch: all three are recorded.
-	v3 := trigger("+447400123453")
-	waitMsg(t, s.got)
-	waitFor(t, "three deliveries recorded", func() bool { return depth() == 0 })
-	if err := <-receipt; err != nil {
+	// A receipt for a held send has the held outcomes recorded at once,
+	// then applies.
+	if err := f.svc.Receipt(f.ctx, &verifyd.Receipt{Sender: "fake", ProviderMessageID: "p-" + msgs[vs[1].ID].ID, Status: verifyd.DeliveryDelivered}); err != nil {
 		t.Fatalf("receipt for a held send: %v", err)
 	}
-	for _, v := range []*verifyd.Verification{v1, v2, v3} {
-		want := verifyd.DeliverySent
-		if v.ID == m1.VerificationID {
-			want = verifyd.DeliveryDelivered // its receipt came
-		}
-		if got := f.get(t, v.ID).DeliveryStatus; got != want {
-			t.Fatalf("delivery status %q after the batch was recorded, want %s", got, want)
+	if a, b := status(vs[1]), status(vs[2]); a != verifyd.DeliveryDelivered || b != verifyd.DeliverySent {
+		t.Fatalf("delivery statuses %q, %q after the receipt, want delivered, sent", a, b)
+	}
+
+	// Two held again; a third send, alone but with outcomes held, fills the
+	// batch: all three are recorded.
+	vs, _ = burst(t, f, s, "+447400123454", "+447400123455", "+447400123456")
+	waitFor(t, "the lone send recorded", func() bool { return status(vs[0]) == verifyd.DeliverySent })
+	if n := depth(); n != 2 {
+		t.Fatalf("queue depth %d with two sends held, want 2", n)
+	}
+	s.mu.Lock()
+	s.SendFn = nil
+	s.mu.Unlock()
+	v7, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: "+447400123457", ProfileID: f.profile.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMsg(t, s.got)
+	waitFor(t, "the batch recorded", func() bool { return depth() == 0 })
+	for _, v := range []*verifyd.Verification{vs[1], vs[2], v7} {
+		if got := status(v); got != verifyd.DeliverySent {
+			t.Fatalf("delivery status %q after the batch was recorded, want sent", got)
 		}
 	}
 
 	// Stop records what is held.
-	v4 := trigger("+447400123454")
-	waitMsg(t, s.got)
+	vs, _ = burst(t, f, s, "+447400123458", "+447400123459", "+447400123460")
+	waitFor(t, "the lone send recorded", func() bool { return status(vs[0]) == verifyd.DeliverySent })
 	w.Stop()
 	stopped = true
-	if got := f.get(t, v4.ID).DeliveryStatus; got != verifyd.DeliverySent {
-		t.Fatalf("delivery status %q after Stop, want sent", got)
+	for _, v := range vs {
+		if got := status(v); got != verifyd.DeliverySent {
+			t.Fatalf("delivery status %q after Stop, want sent", got)
+		}
 	}
 	if n := depth(); n != 0 {
 		t.Fatalf("queue depth %d after Stop, want 0", n)
 	}
 }
 
-// With a record window, a lone handed-off send is recorded once the
-// window ends, with no further trigger to fill a batch.
-func TestWorker_HeldOutcomeRecordedAfterWindow(t *testing.T) {
+// Held outcomes are recorded once the record window ends, with no further
+// send to fill a batch.
+func TestWorker_HeldOutcomesRecordedAfterWindow(t *testing.T) {
 	f := newFixture(t, service.Options{})
 	s := newFakeSender()
 	w := f.svc.NewWorker(s, service.WorkerOptions{RecordWindow: 20 * time.Millisecond, Poll: time.Hour})
 	w.Start(f.ctx)
 	defer w.Stop()
-	v, err := f.svc.Trigger(f.ctx, f.acct, service.TriggerRequest{Channel: verifyd.SMS, PhoneNumber: phone, ProfileID: f.profile.ID})
-	if err != nil {
-		t.Fatal(err)
+	vs, _ := burst(t, f, s, "+447400123451", "+447400123452", "+447400123453")
+	for _, v := range vs {
+		waitFor(t, "delivery status sent", func() bool { return f.get(t, v.ID).DeliveryStatus == verifyd.DeliverySent })
 	}
-	waitMsg(t, s.got)
-	waitFor(t, "delivery status sent", func() bool { return f.get(t, v.ID).DeliveryStatus == verifyd.DeliverySent })
 }
