@@ -125,9 +125,9 @@ func (f *flight) pendingLocked(mark uint64) bool {
 	return false
 }
 
-// waitOne waits until a batch numbered at most mark ends, unless none is
-// active, and returns whether some still are; ok is false if ctx ended
-// first.
+// waitOne waits, unless no batch numbered at most mark is active, until
+// some batch ends, and returns whether any numbered at most mark still is
+// active; ok is false if ctx ended first.
 func (f *flight) waitOne(ctx context.Context, mark uint64) (pending, ok bool) {
 	f.mu.Lock()
 	if !f.pendingLocked(mark) {
