@@ -155,9 +155,30 @@ func (s *Sender) Open(ctx context.Context) error {
 		ua.Close()
 		return fmt.Errorf("sip %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
 	}
+	if s.cfg.Transport == "udp" {
+		awaitUDPListener(ua, s.log)
+	}
 	s.ua, s.dg, s.life, s.stop = ua, dg, life, stop
 	s.log.Info("sip trunk ready", "trunk", s.cfg.Trunk, "transport", s.cfg.Transport, "listen", s.cfg.Listen)
 	return nil
+}
+
+// awaitUDPListener waits (up to two seconds) until the UDP listener is in
+// the transport's connection pool. diago's ServeBackground returns once the
+// socket is bound but registers it from another goroutine; a request sent
+// before that finds no connection for our address and binds a new socket
+// to it, which fails with "address already in use" (seen in CI: a call
+// placed 3 ms after Open).
+func awaitUDPListener(ua *sipgo.UserAgent, log *slog.Logger) {
+	pool := ua.TransportLayer().Pool("udp")
+	deadline := time.Now().Add(2 * time.Second)
+	for pool != nil && pool.Size() == 0 {
+		if time.Now().After(deadline) {
+			log.Warn("sip: UDP listener not registered after 2 s; the first calls may fail and be retried")
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Close stops new calls, ends the ones in progress (each hangs up or
