@@ -27,14 +27,6 @@ func BenchmarkTrigger(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "v.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			key := make([]byte, 32)
-			_, _ = rand.Read(key)
-			keys, _ := service.NewKeys([][]byte{key})
 			opts := service.Options{}
 			if guarded {
 				cfg := fraud.DefaultConfig()
@@ -46,7 +38,7 @@ func BenchmarkTrigger(b *testing.B) {
 				opts.Guards = &service.Guards{Fraud: g, Limiter: ratelimit.New(ratelimit.Options{}), Limits: limits,
 					DefaultDestinations: []string{"GB"}}
 			}
-			svc := service.New(store, keys, opts)
+			_, svc := benchService(b, opts)
 			acct, _ := svc.CreateAccount(ctx, "a")
 			p, err := svc.CreateProfile(ctx, acct, map[string]any{"name": "p", "daily_spend_limit": "1000000", "daily_spend_limit_enabled": true,
 				"sms": map[string]any{"whitelisted_destinations": []any{"GB"}}})
@@ -63,4 +55,19 @@ func BenchmarkTrigger(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchService returns a service on a new SQLite database in a temporary
+// directory, closed when b ends, with a random server key.
+func benchService(b *testing.B, opts service.Options) (*sqlite.Store, *service.Service) {
+	b.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "v.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, _ := service.NewKeys([][]byte{key})
+	return store, service.New(store, keys, opts)
 }

@@ -2,9 +2,7 @@ package service_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/service"
-	"github.com/verifyd/verifyd/sqlite"
 )
 
 // countingSender takes every message at once, as the console sender does.
@@ -38,15 +35,7 @@ func BenchmarkTriggerDelivered(b *testing.B) {
 	}{{"record_each", -1}, {"record_window", 0}} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
-			store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "v.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			key := make([]byte, 32)
-			_, _ = rand.Read(key)
-			keys, _ := service.NewKeys([][]byte{key})
-			svc := service.New(store, keys, service.Options{})
+			store, svc := benchService(b, service.Options{})
 			acct, _ := svc.CreateAccount(ctx, "a")
 			p, err := svc.CreateProfile(ctx, acct, map[string]any{"name": "p",
 				"sms": map[string]any{"whitelisted_destinations": []any{"GB"}}})
