@@ -69,9 +69,13 @@ type DeliveryAttempt struct {
 
 // JobOutcome is how a worker finishes a claimed job (JobStore.FinishJobs).
 type JobOutcome struct {
-	JobID  string
-	Worker string
-	Now    time.Time
+	JobID string
+	// VerificationID is the job's (Job.VerificationID, as claimed or handed
+	// off). A store may keep a handed-off job on its verification and find
+	// it by this; set it.
+	VerificationID string
+	Worker         string
+	Now            time.Time
 	// Retry makes the job available again at RetryAt; otherwise it is done
 	// (deleted) or, with Dead, kept in state failed.
 	Retry   bool

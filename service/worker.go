@@ -447,7 +447,7 @@ type finished struct {
 // outcome's Attempts; any other sender's send is one attempt.
 func (w *Worker) deliver(ctx context.Context, j *verifyd.Job, m *verifyd.Message) finished {
 	now := w.svc.opts.Now().UTC()
-	out := verifyd.JobOutcome{JobID: j.ID, Worker: w.opts.ID, Now: now}
+	out := verifyd.JobOutcome{JobID: j.ID, VerificationID: j.VerificationID, Worker: w.opts.ID, Now: now}
 
 	var msg verifyd.Message
 	var err error

@@ -42,6 +42,9 @@ func (s *Store) ClaimJobs(ctx context.Context, p verifyd.ClaimParams) ([]*verify
 	var jobs []*verifyd.Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
+		if err := w.moveLapsedHandoffs(p.Now); err != nil {
+			return err
+		}
 		// One statement: SET expressions see the row before the update, so
 		// in_doubt records whether the job was running (its lease lapsed).
 		rows, err := w.query(`UPDATE jobs SET in_doubt = state = 'running', state = 'running', attempt = attempt + 1,
@@ -179,39 +182,60 @@ func placeholders(n, k int) string {
 }
 
 // finishDone finishes the done outcomes outs[idx] of worker: deletes the
-// jobs still leased to it, records their attempts, delivery statuses and
-// events.
+// jobs (hand-offs first, then jobs rows) still leased to it, records their
+// attempts, delivery statuses and events.
 func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string, idx []int) error {
-	// The lease check and the delete are one statement.
-	args := make([]any, 0, 1+len(idx))
-	args = append(args, worker)
-	for _, i := range idx {
-		args = append(args, outs[i].JobID)
+	// recorded: a hand-off, whose delivery status is recorded already.
+	type held struct {
+		verificationID, accountID string
+		recorded                  bool
 	}
-	// "+state": look the jobs up by id, not by walking every running job
-	// through a state index.
-	rows, err := w.query(`DELETE FROM jobs WHERE +state = 'running' AND locked_by = ? AND id IN (`+
-		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) RETURNING id, verification_id, account_id`, args...)
+	jobs := make(map[string]held, len(idx))
+	handoffs, err := w.finishHandoffs(outs, worker, idx)
 	if err != nil {
 		return err
 	}
-	type held struct{ verificationID, accountID string }
-	jobs := make(map[string]held, len(idx))
-	for rows.Next() {
-		var id string
-		var h held
-		if err := rows.Scan(&id, &h.verificationID, &h.accountID); err != nil {
+	rest := idx
+	if len(handoffs) > 0 {
+		rest = make([]int, 0, len(idx)-len(handoffs))
+		for _, i := range idx {
+			if vid, ok := handoffs[outs[i].JobID]; ok {
+				jobs[outs[i].JobID] = held{verificationID: vid, recorded: true}
+			} else {
+				rest = append(rest, i)
+			}
+		}
+	}
+	if len(rest) > 0 {
+		// The lease check and the delete are one statement.
+		args := make([]any, 0, 1+len(rest))
+		args = append(args, worker)
+		for _, i := range rest {
+			args = append(args, outs[i].JobID)
+		}
+		// "+state": look the jobs up by id, not by walking every running job
+		// through a state index.
+		rows, err := w.query(`DELETE FROM jobs WHERE +state = 'running' AND locked_by = ? AND id IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(rest)), ", ")+`) RETURNING id, verification_id, account_id`, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var h held
+			if err := rows.Scan(&id, &h.verificationID, &h.accountID); err != nil {
+				rows.Close()
+				return err
+			}
+			jobs[id] = h
+		}
+		if err := rows.Err(); err != nil {
 			rows.Close()
 			return err
 		}
-		jobs[id] = h
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return err
-	}
-	if err := rows.Close(); err != nil {
-		return err
+		if err := rows.Close(); err != nil {
+			return err
+		}
 	}
 
 	// Attempts, and the delivery statuses to record (one per verification
@@ -239,7 +263,7 @@ func (w *wtx) finishDone(outs []verifyd.JobOutcome, errs []error, worker string,
 		for _, a := range o.Attempts {
 			attempts = append(attempts, attempt{o, a, h.verificationID})
 		}
-		if o.DeliveryStatus == "" || h.verificationID == "" {
+		if o.DeliveryStatus == "" || h.verificationID == "" || h.recorded {
 			continue
 		}
 		d := delivery{o, h}
@@ -309,37 +333,55 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 		args = append(args, d.verificationID, d.accountID, d.o.DeliveryStatus, tm(d.o.Now))
 		at[d.verificationID] = d.o.Now
 	}
-	rows, err := w.query(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(ds), 4)+`)
+	got, err := w.deliveryRows(`WITH x(vid, acc, ds, at) AS (VALUES `+placeholders(len(ds), 4)+`)
 		UPDATE verifications SET delivery_status = x.ds, updated_at = x.at FROM x
 		WHERE verifications.id = x.vid AND verifications.account_id = x.acc
 		RETURNING seq, id, profile_id, delivery_status`, args...)
 	if err != nil {
 		return err
 	}
-	type returned struct {
-		seq                           int64
-		id, profileID, deliveryStatus string
+	for _, r := range got {
+		w.seqs[r.id] = r.seq
 	}
-	var got []returned
+	return w.deliveryEvents(got, func(id string) time.Time { return at[id] })
+}
+
+// deliveryRow is a verification whose delivery status an update recorded.
+type deliveryRow struct {
+	seq                           int64
+	id, profileID, deliveryStatus string
+}
+
+// deliveryRows runs an update of delivery statuses that returns seq, id,
+// profile_id and delivery_status, and returns those rows.
+func (w *wtx) deliveryRows(query string, args ...any) ([]deliveryRow, error) {
+	rows, err := w.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var got []deliveryRow
 	for rows.Next() {
-		var r returned
+		var r deliveryRow
 		if err := rows.Scan(&r.seq, &r.id, &r.profileID, &r.deliveryStatus); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		got = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
-		return err
+		return nil, err
 	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
+	return got, rows.Close()
+}
+
+// deliveryEvents writes the events of the delivery statuses just recorded
+// on got (at gives each one's time), for profiles with a webhook, in one
+// statement.
+func (w *wtx) deliveryEvents(got []deliveryRow, at func(id string) time.Time) error {
 	var events []any
 	nEvents := 0
 	for _, r := range got {
-		w.seqs[r.id] = r.seq
 		typ := verifyd.DeliveryEvent(r.deliveryStatus)
 		if typ == "" {
 			continue
@@ -358,7 +400,7 @@ func (w *wtx) finishDeliveries(ds []finishedDelivery) error {
 		if v == nil {
 			return fmt.Errorf("sqlite: verification %s vanished while its delivery was recorded", r.id)
 		}
-		e := verifyd.NewEvent(typ, v, at[r.id])
+		e := verifyd.NewEvent(typ, v, at(r.id))
 		events = append(events, e.ID, e.AccountID, e.ProfileID, e.VerificationID, r.seq, e.Type, tm(e.OccurredAt), e.Payload)
 		nEvents++
 	}
@@ -394,6 +436,9 @@ func (s seqScanner) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq
 // finishJob applies one outcome, only while Worker holds the lease:
 // otherwise ErrLeaseLost and nothing changes.
 func (w *wtx) finishJob(o verifyd.JobOutcome) error {
+	if err := w.moveHandoff(o.VerificationID, o.JobID); err != nil {
+		return err
+	}
 	var verificationID, accountID string
 	found, err := w.queryRow(func(r rowScanner) error { return r.Scan(&verificationID, &accountID) },
 		`SELECT verification_id, account_id FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?`,
@@ -482,7 +527,8 @@ func (w *wtx) recordDelivery(o *verifyd.JobOutcome, verificationID, accountID st
 func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 	var n int
 	err := s.queryRow(ctx, func(r rowScanner) error { return r.Scan(&n) },
-		`SELECT (SELECT count(*) FROM jobs WHERE state = 'available') + (SELECT count(*) FROM jobs WHERE state = 'running')`)
+		`SELECT (SELECT count(*) FROM jobs WHERE state = 'available') + (SELECT count(*) FROM jobs WHERE state = 'running') +
+			(SELECT count(*) FROM handoffs)`)
 	return n, err
 }
 

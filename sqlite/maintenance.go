@@ -79,6 +79,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 				`DELETE FROM webhook_attempts WHERE event_id IN (SELECT id FROM events WHERE verification_seq IN ` + in + `)`,
 				`DELETE FROM events WHERE verification_seq IN ` + in,
 				`DELETE FROM delivery_attempts WHERE verification_seq IN ` + in,
+				`DELETE FROM handoffs WHERE seq IN ` + in,
 			} {
 				if _, err := w.exec(q, seqArgs...); err != nil {
 					return err

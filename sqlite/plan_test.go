@@ -66,6 +66,9 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 		"webhookAttempts": `SELECT event_id FROM webhook_attempts WHERE event_id = ? ORDER BY seq`,
 		"webhookList": `SELECT ` + deliveryCols + ` FROM events e INDEXED BY events_webhook_account_id
 			LEFT JOIN profiles p ON p.id = e.profile_id WHERE e.account_id = ? AND e.wh_state != '' ORDER BY e.seq DESC LIMIT ? OFFSET ?`,
+		"finishHandoffs": finishHandoffsQuery(3),
+		"handoffStatus":  handoffStatusQuery(3),
+		"moveHandoff":    `SELECT h.job FROM handoffs AS h JOIN verifications AS v ON v.seq = h.seq WHERE h.seq = (SELECT seq FROM verifications WHERE id = ?) AND h.job = ?`,
 		"finishJob":      `SELECT verification_id, account_id FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?`,
 		"saveCompletion": `UPDATE verifications SET status = ?, attempts = ?, completion_reason = ?, updated_at = ? WHERE id = ?`,
 	}

@@ -174,6 +174,9 @@ func (s *Store) open(ctx context.Context, cfg config) error {
 	if _, err := s.wc.exec(`UPDATE jobs SET locked_until = 0 WHERE state = 'running'`); err != nil {
 		return fmt.Errorf("sqlite: open %s: release running jobs: %w", s.path, err)
 	}
+	if _, err := s.wc.exec(`UPDATE handoffs SET locked_until = 0`); err != nil {
+		return fmt.Errorf("sqlite: open %s: release handed-off jobs: %w", s.path, err)
+	}
 
 	s.rdb, err = sql.Open("sqlite", name+"?"+busy+"&_pragma=query_only(1)&_pragma=cache_size(-16000)")
 	if err != nil {

@@ -115,6 +115,44 @@ func TestReopenReleasesRunningJobs(t *testing.T) {
 	}
 }
 
+// A job handed off to a worker in its trigger's transaction (kept in
+// handoffs, not jobs) by a process that died is claimable at once after
+// reopening, in doubt, with its payload.
+func TestReopenReleasesHandOffs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "verifyd.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := storetest.MustCreateAccount(t, s)
+	p := storetest.MustCreateProfile(t, s, a.ID, "Main", storetest.T0)
+	v := storetest.NewVerification(p, "+15550000000", storetest.T0)
+	j := storetest.NewJob(v, storetest.T0)
+	j.State, j.LockedBy, j.LockedUntil, j.Attempt = verifyd.JobRunning, "dead", storetest.T0.Add(time.Hour), 1
+	if _, err := s.CreateVerification(ctx, verifyd.CreateParams{Verification: v, Job: j, Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := sqlite.Open(ctx, path, sqlite.WithReaders(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n, err := s2.QueueDepth(ctx); err != nil || n != 1 {
+		t.Fatalf("QueueDepth after reopen = %d, %v; want 1", n, err)
+	}
+	again, err := s2.ClaimJobs(ctx, verifyd.ClaimParams{Worker: "new", Now: storetest.T0.Add(time.Second), Lease: time.Minute, Limit: 1})
+	if err != nil || len(again) != 1 {
+		t.Fatalf("ClaimJobs after reopen: %v, %d jobs", err, len(again))
+	}
+	if g := again[0]; !g.InDoubt || g.Attempt != 2 || g.ID != j.ID || g.LockedBy != "new" ||
+		string(g.Payload) != string(j.Payload) || g.VerificationID != v.ID {
+		t.Fatalf("reclaimed hand-off = %+v, want in doubt, attempt 2, its payload", g)
+	}
+}
+
 // An operation whose context ends while it is queued never runs; one that
 // fails leaves the rest of its batch alone.
 func TestWriteContext(t *testing.T) {

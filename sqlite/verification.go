@@ -212,7 +212,12 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 			tm(nv.CreatedAt), tm(nv.UpdatedAt), tm(nv.ExpiresAt)); err != nil {
 			return err
 		}
-		if err := w.insertJob(&nj); err != nil {
+		// A handed-off job is kept in handoffs (handoff.go).
+		insertJob := w.insertJob
+		if handedOff(&nv, &nj) {
+			insertJob = w.insertHandoff
+		}
+		if err := insertJob(&nj); err != nil {
 			return err
 		}
 		if r, err := p.IdempotencyRow(&nv); r != nil || err != nil {

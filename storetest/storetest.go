@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(tb testing.TB) verifyd.Store) {
 	t.Run("Verification", func(t *testing.T) { testVerification(t, open) })
 	t.Run("Attempt", func(t *testing.T) { testAttempt(t, open) })
 	t.Run("Job", func(t *testing.T) { testJob(t, open) })
+	t.Run("HandOff", func(t *testing.T) { testHandOff(t, open) })
 	t.Run("Receipt", func(t *testing.T) { testReceipt(t, open) })
 	t.Run("Delivery", func(t *testing.T) { testDelivery(t, open) })
 	t.Run("Event", func(t *testing.T) { testEvent(t, open) })
