@@ -54,7 +54,7 @@ func (w *writes) queue(t *txn) {
 			v.ID, v.AccountID, v.ProfileID, string(v.Type), v.PhoneNumber, v.CodeHash, v.CustomCode, v.Extension,
 			v.TimeoutSecs, string(v.Status), v.Attempts, v.CompletionReason, v.DeliveryStatus,
 			v.CreatedAt, v.UpdatedAt, v.ExpiresAt)
-		insertJob(t, w.job)
+		queueJobs(t, []*verifyd.Verification{v}, []*verifyd.Job{w.job})
 	}
 	if w.idem != nil {
 		insertIdempotency(t, w.idem, w.idemAt)
@@ -113,7 +113,7 @@ func (b *batchWrites) queue(t *txn) {
 	}
 	if len(b.inserts) > 0 {
 		insertVerifications(t, b.inserts)
-		insertJobs(t, b.jobs)
+		queueJobs(t, b.inserts, b.jobs)
 	}
 	if len(b.failures) > 0 {
 		insertCheckFailures(t, b.failures)

@@ -25,21 +25,21 @@ func scanJob(r pgx.Row, extra ...any) (*verifyd.Job, error) {
 	return &j, nil
 }
 
-func insertJob(t *txn, j *verifyd.Job) {
-	t.queue(`INSERT INTO jobs (`+jobCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		j.ID, j.Kind, j.AccountID, j.VerificationID, j.Payload, j.Attempt, j.MaxAttempts, j.State, j.RunAt,
-		j.LockedBy, nullTime(j.LockedUntil), j.LastError, j.CreatedAt)
-}
-
 // ClaimJobs leases up to Limit due jobs to Worker until Now+Lease: available
 // jobs whose RunAt has come and running jobs whose lease has lapsed (those
-// with InDoubt set). Oldest RunAt first. One statement: each kind of due
-// job is read from its partial index and locked with FOR UPDATE SKIP
-// LOCKED, so workers on any number of nodes claim disjoint jobs without
-// waiting for each other.
+// with InDoubt set). Oldest RunAt first. Two statements: the hand-offs
+// whose lease lapsed are moved into jobs (handoff.go), then the claim, in
+// which each kind of due job is read from its partial index; both lock
+// with FOR UPDATE SKIP LOCKED, so workers on any number of nodes claim
+// disjoint jobs without waiting for each other.
 func (s *Store) ClaimJobs(ctx context.Context, p verifyd.ClaimParams) ([]*verifyd.Job, error) {
 	if p.Limit <= 0 {
 		return []*verifyd.Job{}, nil
+	}
+	// Hand-offs whose lease lapsed become running jobs first (handoff.go),
+	// which the claim below takes over like any other.
+	if _, err := s.exec(ctx, qMoveLapsedHandoffs, p.Now, p.Limit); err != nil {
+		return nil, err
 	}
 	// SET expressions see the row before the update: in_doubt records
 	// whether the job was running (its lease lapsed).
@@ -117,6 +117,10 @@ func (s *Store) FinishJobs(ctx context.Context, outs []verifyd.JobOutcome) []err
 // them in $1, locked in ID order, each with whether its profile has a
 // webhook.
 var (
+	qFinishHandoffs = `SELECT h.job, h.verification_id, h.account_id
+		FROM unnest($1::text[], $2::text[]) AS o(id, worker)
+		CROSS JOIN LATERAL (SELECT job, verification_id, account_id FROM handoffs
+			WHERE job = o.id AND locked_by = o.worker OFFSET 0 FOR UPDATE) h`
 	qFinishJobs = `SELECT j.id, j.verification_id, j.account_id
 		FROM unnest($1::text[], $2::text[]) AS o(id, worker)
 		CROSS JOIN LATERAL (SELECT id, verification_id, account_id FROM jobs
@@ -125,13 +129,19 @@ var (
 			coalesce((SELECT p.webhook_url <> '' FROM profiles p WHERE p.id = v.profile_id), false)
 		FROM unnest($1::text[], $2::text[]) AS o(id, worker)
 		CROSS JOIN LATERAL (SELECT verification_id, account_id FROM jobs
-			WHERE id = o.id AND locked_by = o.worker AND state = 'running' OFFSET 0) j
+				WHERE id = o.id AND locked_by = o.worker AND state = 'running'
+			UNION ALL SELECT verification_id, account_id FROM handoffs
+				WHERE job = o.id AND locked_by = o.worker OFFSET 0) j
 		JOIN verifications v ON v.id = j.verification_id AND v.account_id = j.account_id
 		ORDER BY v.id FOR UPDATE OF v`
 )
 
-// heldJob is a job whose lease its outcome's worker holds.
-type heldJob struct{ verificationID, accountID string }
+// heldJob is a job whose lease its outcome's worker holds (handoff: a
+// hand-off, not a jobs row).
+type heldJob struct {
+	verificationID, accountID string
+	handoff                   bool
+}
 
 func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []error) error {
 	// The first outcome of a job is the one that may apply; a second one
@@ -167,6 +177,19 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 	// generic plan made when few jobs were running once did, at a cost that
 	// grew with the backlog).
 	held := make(map[string]heldJob, len(jobIDs))
+	// Hand-offs (handoff.go) are locked first, by primary key in job ID
+	// order as jobs are, and before any verification.
+	t.queue(qFinishHandoffs, jobIDs, workers).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			h := heldJob{handoff: true}
+			if err := rows.Scan(&id, &h.verificationID, &h.accountID); err != nil {
+				return err
+			}
+			held[id] = h
+		}
+		return rows.Err()
+	})
 	t.queue(qFinishJobs, jobIDs, workers).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
@@ -198,7 +221,8 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 	}
 
 	var (
-		doneIDs                  []string
+		doneIDs, doneHandoffs    []string
+		moveIDs                  []string // hand-offs retried or dead: moved into jobs first
 		retryIDs, retryErrs      []string
 		retryAt                  []time.Time
 		deadIDs, deadErrs        []string
@@ -225,8 +249,13 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 			retryIDs, retryAt, retryErrs = append(retryIDs, o.JobID), append(retryAt, o.RetryAt), append(retryErrs, o.Error)
 		case o.Dead:
 			deadIDs, deadErrs = append(deadIDs, o.JobID), append(deadErrs, o.Error)
+		case h.handoff:
+			doneHandoffs = append(doneHandoffs, o.JobID)
 		default:
 			doneIDs = append(doneIDs, o.JobID)
+		}
+		if h.handoff && (o.Retry || o.Dead) {
+			moveIDs = append(moveIDs, o.JobID)
 		}
 		for _, a := range o.Attempts {
 			id, vid, jid, at := a.ID, a.VerificationID, a.JobID, a.At
@@ -275,6 +304,12 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 	if len(doneIDs) > 0 {
 		t.queue(`DELETE FROM jobs WHERE id = ANY($1)`, doneIDs)
 	}
+	if len(doneHandoffs) > 0 {
+		t.queue(`DELETE FROM handoffs WHERE job = ANY($1)`, doneHandoffs)
+	}
+	if len(moveIDs) > 0 {
+		t.queue(qMoveHandoffsByJob, moveIDs)
+	}
 	if len(retryIDs) > 0 {
 		t.queue(`UPDATE jobs SET state = 'available', run_at = u.run_at, locked_by = '', locked_until = NULL,
 				last_error = u.error
@@ -302,7 +337,7 @@ func finishJobs(ctx context.Context, t *txn, outs []verifyd.JobOutcome, errs []e
 func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 	var n int
 	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&n) },
-		`SELECT count(*) FROM jobs WHERE state IN ('available', 'running')`)
+		`SELECT (SELECT count(*) FROM jobs WHERE state IN ('available', 'running')) + (SELECT count(*) FROM handoffs)`)
 	return n, err
 }
 

@@ -60,6 +60,9 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			), doomed AS (
 				SELECT c.id FROM candidates c WHERE NOT EXISTS (SELECT 1 FROM jobs j
 					WHERE j.verification_id = c.id AND j.id NOT IN (SELECT id FROM held))
+				-- A hand-off still in flight (or lapsed and not yet moved into
+				-- jobs) keeps its verification for a later purge.
+				AND NOT EXISTS (SELECT 1 FROM handoffs h WHERE h.verification_id = c.id)
 			), w AS (
 				DELETE FROM webhook_attempts WHERE event_id IN (
 					SELECT id FROM events WHERE verification_id IN (SELECT id FROM doomed))

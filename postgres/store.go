@@ -15,7 +15,8 @@
 //     same advisory lock) before Decide, so the counter is incremented
 //     before the compare and at most one accept ever happens.
 //   - ClaimJobs leases jobs with FOR UPDATE SKIP LOCKED; FinishJobs locks
-//     the jobs it finishes and checks each one's lease.
+//     the jobs (and hand-offs, handoff.go) it finishes and checks each
+//     one's lease.
 //   - TryLease is a row per lease name, taken or renewed by one upsert.
 //
 // # Round trips
