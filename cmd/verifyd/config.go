@@ -67,7 +67,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", maxConns, "PostgreSQL connection pool size (VERIFYD_DB_MAX_CONNS)")
 	writers, _ := strconv.Atoi(env("VERIFYD_DB_WRITERS", strconv.Itoa(c.DBWriters)))
 	fs.IntVar(&c.DBWriters, "db-writers", writers, "PostgreSQL: goroutines that each run concurrent triggers and checks as one transaction; 0 = every one its own (VERIFYD_DB_WRITERS)")
-	durVar(fs, env, &c.JobLease, "job-lease", "VERIFYD_JOB_LEASE", "how long a node holds a delivery job; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
+	durVar(fs, env, &c.JobLease, "job-lease", "VERIFYD_JOB_LEASE", "how long a node holds a delivery job, at least the send timeout + 15 s; a dead node's jobs are taken over after it (VERIFYD_JOB_LEASE)")
 	fs.StringVar(&c.KeysFile, "keys", env("VERIFYD_KEYS_FILE", c.KeysFile), "key file; default: beside the database (VERIFYD_KEYS_FILE)")
 	fs.StringVar(&c.ConfigFile, "config", env("VERIFYD_CONFIG", c.ConfigFile), "YAML file of senders (SMPP, Twilio, Telnyx, SIP) and routes; default: the console sender (VERIFYD_CONFIG)")
 	fs.StringVar(&c.ConsoleOut, "console-out", env("VERIFYD_CONSOLE_OUT", c.ConsoleOut), "console sender output file; default standard output (VERIFYD_CONSOLE_OUT)")
