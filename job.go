@@ -94,6 +94,17 @@ type JobOutcome struct {
 	Attempts []*DeliveryAttempt
 }
 
+// HandedOff reports whether j, inserted with its verification v, is a job
+// handed to a worker in the same transaction: a delivery job of v inserted
+// running, leased and never tried before (what Worker hands off). Stores
+// may keep such a job apart from the queue (both do: a handoffs table),
+// as long as it behaves as a claimed job in every respect.
+func HandedOff(v *Verification, j *Job) bool {
+	return j.State == JobRunning && j.Kind == JobDeliver && j.LockedBy != "" && !j.LockedUntil.IsZero() &&
+		j.VerificationID == v.ID && j.AccountID == v.AccountID && j.RunAt.Equal(j.CreatedAt) &&
+		j.LastError == "" && !j.InDoubt
+}
+
 // JobStore is the durable queue.
 type JobStore interface {
 	// ClaimJobs leases up to Limit due jobs to Worker until Now+Lease:

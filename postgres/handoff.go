@@ -11,21 +11,12 @@ import (
 // Such a job is kept in handoffs (migration 0007) instead of in jobs: a
 // heap tuple and two appended index entries instead of three entries, one
 // of them at a random place, and less to vacuum. A lease that lapses is
-// moved into jobs by the next claim of any node (moveLapsedHandoffs); a
+// moved into jobs by the next claim of any node (qMoveLapsedHandoffs); a
 // retry or a dead job is moved by its outcome (finishJobs); from there on
 // the job is any job. FinishJobs locks a hand-off as it locks a job (by
 // primary key, in job ID order, before any verification).
 
-// handedOff reports whether j, inserted with v, is kept in handoffs: a
-// delivery job of v leased at insert, in the shape the service hands off
-// (everything jobs would hold is then in handoffs).
-func handedOff(v *verifyd.Verification, j *verifyd.Job) bool {
-	return j.State == verifyd.JobRunning && j.Kind == verifyd.JobDeliver && j.LockedBy != "" &&
-		!j.LockedUntil.IsZero() && j.VerificationID == v.ID && j.RunAt.Equal(j.CreatedAt) &&
-		j.LastError == "" && !j.InDoubt
-}
-
-// insertHandoffs queues the insert of js (hand-offs, see handedOff).
+// insertHandoffs queues the insert of js (hand-offs: verifyd.HandedOff).
 func insertHandoffs(t *txn, js []*verifyd.Job) {
 	n := len(js)
 	jobs, vids, accounts, payloads := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
@@ -47,7 +38,7 @@ func insertHandoffs(t *txn, js []*verifyd.Job) {
 func queueJobs(t *txn, vs []*verifyd.Verification, js []*verifyd.Job) {
 	var hs, rest []*verifyd.Job
 	for i, j := range js {
-		if handedOff(vs[i], j) {
+		if verifyd.HandedOff(vs[i], j) {
 			hs = append(hs, j)
 		} else {
 			rest = append(rest, j)

@@ -2,9 +2,7 @@ package service_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/verifyd/verifyd"
@@ -57,17 +55,9 @@ func BenchmarkTrigger(b *testing.B) {
 	}
 }
 
-// benchService returns a service on a new SQLite database in a temporary
-// directory, closed when b ends, with a random server key.
+// benchService returns a service on a new SQLite database (newStoreKeys).
 func benchService(b *testing.B, opts service.Options) (*sqlite.Store, *service.Service) {
 	b.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "v.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, _ := service.NewKeys([][]byte{key})
+	store, keys := newStoreKeys(b)
 	return store, service.New(store, keys, opts)
 }

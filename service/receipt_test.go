@@ -2,14 +2,11 @@ package service_test
 
 import (
 	"context"
-	"crypto/rand"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/verifyd/verifyd"
 	"github.com/verifyd/verifyd/service"
-	"github.com/verifyd/verifyd/sqlite"
 )
 
 // missStore signals the first receipt that finds no attempt.
@@ -40,19 +37,10 @@ type receiptFixture struct {
 func newReceiptFixture(t *testing.T) *receiptFixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, err := service.NewKeys([][]byte{key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, keys := newStoreKeys(t)
 	f := &receiptFixture{store: &missStore{Store: st, missed: make(chan struct{}, 1)}, ctx: ctx}
 	f.svc = service.New(f.store, keys, service.Options{})
+	var err error
 	if f.acct, err = f.svc.CreateAccount(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -58,23 +58,32 @@ type fixture struct {
 	ctx     context.Context
 }
 
-func newFixture(t *testing.T, opts service.Options) *fixture {
-	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
+// newStoreKeys opens a SQLite store in a temporary directory, closed when
+// tb ends, and makes server keys from a random key.
+func newStoreKeys(tb testing.TB) (*sqlite.Store, *service.Keys) {
+	tb.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "v.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	tb.Cleanup(func() { store.Close() })
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, err := service.NewKeys([][]byte{key})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return store, keys
+}
+
+func newFixture(t *testing.T, opts service.Options) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	store, keys := newStoreKeys(t)
 	f := &fixture{store: store, ctx: ctx, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, codes: &codes{}}
 	opts.Now, opts.Codes = f.clock.Now, f.codes.Code
 	f.svc = service.New(store, keys, opts)
+	var err error
 	if f.acct, err = f.svc.CreateAccount(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}

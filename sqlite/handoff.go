@@ -16,15 +16,6 @@ import (
 // moving the hand-off into jobs (moveHandoffs), as the running job it is,
 // and goes on from there unchanged.
 
-// handedOff reports whether j, inserted with v, is kept in handoffs: a
-// delivery job of v leased at insert, in the shape the service hands off
-// (everything jobs would hold is then in handoffs and v's row).
-func handedOff(v *verifyd.Verification, j *verifyd.Job) bool {
-	return j.State == verifyd.JobRunning && j.Kind == verifyd.JobDeliver && j.LockedBy != "" &&
-		j.VerificationID == v.ID && j.AccountID == v.AccountID && j.RunAt.Equal(j.CreatedAt) &&
-		j.LastError == "" && !j.InDoubt
-}
-
 // insertHandoff keeps j as the hand-off of the verification inserted just
 // before, in the same transaction.
 func (w *wtx) insertHandoff(j *verifyd.Job) error {

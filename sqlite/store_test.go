@@ -82,18 +82,26 @@ func TestClosedIsUnavailable(t *testing.T) {
 	}
 }
 
-// A job left running by a dead process is claimable at once after reopening,
-// in doubt, whatever its lease said.
-func TestReopenReleasesRunningJobs(t *testing.T) {
-	ctx := context.Background()
+// openForReopen opens a store in a file of a temporary directory (the
+// caller closes it and opens the path again) with an account, a profile
+// and a verification of it, not yet created.
+func openForReopen(t *testing.T) (string, *sqlite.Store, *verifyd.Verification) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "verifyd.db")
-	s, err := sqlite.Open(ctx, path)
+	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := storetest.MustCreateAccount(t, s)
 	p := storetest.MustCreateProfile(t, s, a.ID, "Main", storetest.T0)
-	v := storetest.NewVerification(p, "+15550000000", storetest.T0)
+	return path, s, storetest.NewVerification(p, "+15550000000", storetest.T0)
+}
+
+// A job left running by a dead process is claimable at once after reopening,
+// in doubt, whatever its lease said.
+func TestReopenReleasesRunningJobs(t *testing.T) {
+	ctx := context.Background()
+	path, s, v := openForReopen(t)
 	storetest.MustCreateVerification(t, s, v)
 	jobs, err := s.ClaimJobs(ctx, verifyd.ClaimParams{Worker: "dead", Now: storetest.T0, Lease: time.Hour, Limit: 1})
 	if err != nil || len(jobs) != 1 {
@@ -120,16 +128,8 @@ func TestReopenReleasesRunningJobs(t *testing.T) {
 // reopening, in doubt, with its payload.
 func TestReopenReleasesHandOffs(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "verifyd.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := storetest.MustCreateAccount(t, s)
-	p := storetest.MustCreateProfile(t, s, a.ID, "Main", storetest.T0)
-	v := storetest.NewVerification(p, "+15550000000", storetest.T0)
-	j := storetest.NewJob(v, storetest.T0)
-	j.State, j.LockedBy, j.LockedUntil, j.Attempt = verifyd.JobRunning, "dead", storetest.T0.Add(time.Hour), 1
+	path, s, v := openForReopen(t)
+	j := storetest.NewHandOff(v, storetest.T0, "dead", time.Hour)
 	if _, err := s.CreateVerification(ctx, verifyd.CreateParams{Verification: v, Job: j, Now: storetest.T0}); err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ func (s *Store) CreateVerification(ctx context.Context, p verifyd.CreateParams) 
 		}
 		// A handed-off job is kept in handoffs (handoff.go).
 		insertJob := w.insertJob
-		if handedOff(&nv, &nj) {
+		if verifyd.HandedOff(&nv, &nj) {
 			insertJob = w.insertHandoff
 		}
 		if err := insertJob(&nj); err != nil {

@@ -9,13 +9,11 @@ import (
 )
 
 // mustHandOff creates a verification of p whose job is handed off at T0 to
-// worker, leased until T0+lease (as the service hands jobs to its local
-// worker: inserted running, attempt 1). It returns the job as inserted.
+// worker (NewHandOff). It returns the job as inserted.
 func mustHandOff(tb testing.TB, s verifyd.Store, p *verifyd.Profile, phone, worker string, lease time.Duration) (*verifyd.Verification, *verifyd.Job) {
 	tb.Helper()
 	v := NewVerification(p, phone, T0)
-	j := NewJob(v, T0)
-	j.State, j.LockedBy, j.LockedUntil, j.Attempt = verifyd.JobRunning, worker, T0.Add(lease), 1
+	j := NewHandOff(v, T0, worker, lease)
 	if _, err := s.CreateVerification(context.Background(), verifyd.CreateParams{Verification: v, Job: j, Now: T0}); err != nil {
 		tb.Fatalf("CreateVerification: %v", err)
 	}

@@ -151,6 +151,14 @@ func NewJob(v *verifyd.Verification, now time.Time) *verifyd.Job {
 	}
 }
 
+// NewHandOff returns v's delivery job as a worker hands it off at now:
+// inserted running, leased to worker until now+lease, attempt 1.
+func NewHandOff(v *verifyd.Verification, now time.Time, worker string, lease time.Duration) *verifyd.Job {
+	j := NewJob(v, now)
+	j.State, j.LockedBy, j.LockedUntil, j.Attempt = verifyd.JobRunning, worker, now.Add(lease), 1
+	return j
+}
+
 // MustCreateVerification creates v with its delivery job at v.CreatedAt and
 // returns the verification it superseded, if any.
 func MustCreateVerification(tb testing.TB, s verifyd.Store, v *verifyd.Verification) *verifyd.Verification {
