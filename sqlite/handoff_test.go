@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 )
 
 // holdWriter runs an operation that blocks the writer until the returned
-// release is called, so that the operations queued meanwhile make one
-// batch; queued waits until n operations are queued.
+// release is called (at the latest when t ends, so that a failed test does
+// not leave the store unable to close), so that the operations queued
+// meanwhile make one batch; queued waits until n operations are queued.
 func holdWriter(t *testing.T, s *Store) (queued func(n int), release func()) {
 	t.Helper()
 	inside, rel := make(chan struct{}), make(chan struct{})
@@ -22,6 +24,8 @@ func holdWriter(t *testing.T, s *Store) (queued func(n int), release func()) {
 		done <- s.write(context.Background(), func(*wtx) error { close(inside); <-rel; return nil })
 	}()
 	<-inside
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(rel) }) })
 	queued = func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); len(s.ops) < n; {
@@ -33,7 +37,7 @@ func holdWriter(t *testing.T, s *Store) (queued func(n int), release func()) {
 	}
 	release = func() {
 		t.Helper()
-		close(rel)
+		once.Do(func() { close(rel) })
 		if err := <-done; err != nil {
 			t.Fatalf("holding operation: %v", err)
 		}
@@ -63,11 +67,12 @@ func queueHandOffs(t *testing.T, s *Store, p *verifyd.Profile, queued func(int),
 	for i := range n {
 		v := storetest.NewVerification(p, "+1555000000"+string(rune('0'+i)), storetest.T0)
 		j := storetest.NewHandOff(v, storetest.T0, "w", lease)
+		before := len(s.ops)
 		go func() {
 			_, err := s.CreateVerification(context.Background(), verifyd.CreateParams{Verification: v, Job: j, Now: storetest.T0})
 			errs <- err
 		}()
-		queued(len(s.ops) + 1)
+		queued(before + 1)
 	}
 	return errs
 }
