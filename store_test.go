@@ -1,6 +1,7 @@
 package verifyd
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +27,42 @@ func TestIDs(t *testing.T) {
 		if ValidID(bad) {
 			t.Fatalf("ValidID(%q) = true", bad)
 		}
+	}
+}
+
+func TestVerificationIDs(t *testing.T) {
+	seen := map[string]bool{}
+	prefixes := map[string]bool{}
+	for period := int64(1000); period < 1064; period++ {
+		first := newVerificationID(period)
+		prefixes[first[:4]] = true
+		for i := 0; i < 100; i++ {
+			id := newVerificationID(period)
+			if !ValidID(id) || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
+				t.Fatalf("not a UUIDv4: %s", id)
+			}
+			if id[:4] != first[:4] {
+				t.Fatalf("period %d: %s and %s do not share their first 16 bits", period, first, id)
+			}
+			if seen[id] {
+				t.Fatalf("duplicate id %s", id)
+			}
+			seen[id] = true
+			// Bits 16 on are drawn per ID: 106 random bits, so two IDs of
+			// one period that agree on the next 32 bits are all but
+			// impossible (2^-32 per pair) unless they are not drawn.
+			if i > 0 && id[4:13] == first[4:13] {
+				t.Fatalf("period %d: %s and %s share more than their prefix", period, first, id)
+			}
+		}
+	}
+	// 64 periods, each a random 16-bit prefix: that fewer than 32 differ
+	// has a probability far below 2^-100.
+	if len(prefixes) < 32 {
+		t.Fatalf("64 periods drew only %d distinct prefixes", len(prefixes))
+	}
+	if id := NewVerificationID(); !ValidID(id) || id[14] != '4' {
+		t.Fatalf("NewVerificationID() = %s", id)
 	}
 }
 

@@ -198,7 +198,7 @@ func (p CreateParams) Rows(newest, superseded *Verification) (Verification, Job)
 		v.Attempts += superseded.Attempts
 	}
 	if v.ID == "" {
-		v.ID = NewID()
+		v.ID = NewVerificationID()
 	}
 	if v.Status == "" {
 		v.Status = StatusPending

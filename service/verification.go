@@ -127,7 +127,7 @@ func (s *Service) trigger(ctx context.Context, acct *verifyd.Account, r TriggerR
 	}
 
 	v := &verifyd.Verification{
-		ID: verifyd.NewID(), AccountID: acct.ID, ProfileID: profile.ID, Type: r.Channel,
+		ID: verifyd.NewVerificationID(), AccountID: acct.ID, ProfileID: profile.ID, Type: r.Channel,
 		PhoneNumber: r.PhoneNumber, CustomCode: custom, Extension: extension, TimeoutSecs: timeout,
 		Status: verifyd.StatusPending, CreatedAt: now, UpdatedAt: now,
 		ExpiresAt: now.Add(time.Duration(timeout) * time.Second),
