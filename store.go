@@ -42,12 +42,15 @@ func NewID() string {
 // that a trigger's insert there lands on the page the previous ones just
 // wrote, as an append does, instead of on a random page: with fully random
 // IDs that one insert cost a random B-tree page per trigger (read, and
-// written at the next commit). Unlike a UUIDv7 the ID tells whoever holds
-// it nothing of when it was made (the shared bits are random, not a
-// clock); all two IDs with the same first four hex digits tell is that
-// they were likely made within the same 10 ms by the same node, which the
-// account that made both reads in their created_at anyway. 106 random
-// bits per ID keep them unguessable.
+// written at the next commit). Unlike a UUIDv7 an ID alone tells nothing
+// of when it was made (the shared bits are random, not a clock). What
+// does leak: two IDs with the same first four hex digits were probably
+// made within the same 10 ms by one node — the account that made both
+// reads that in their created_at anyway — so an account that kept making
+// verifications, and noted each ID's prefix and time, could date to the
+// 10 ms another account's ID that it got hold of outside the API (a
+// prefix recurs about every 11 minutes, so only with such a log). 106
+// random bits per ID keep IDs unguessable.
 func NewVerificationID() string { return newVerificationID(time.Now().UnixMilli() / 10) }
 
 // idPeriod is the current period (<<16) and the 16-bit prefix of its
