@@ -73,7 +73,8 @@ func (s *Service) render(ctx context.Context, p *verifyd.Profile, set verifyd.Ch
 // expandPlaceholders replaces each placeholder of text with repl(the
 // placeholder), as rePlaceholder.ReplaceAllStringFunc does (a placeholder
 // is "{{", then no "}", then "}}"; leftmost first, never overlapping), at
-// a tenth of the regexp's cost: it ran on every trigger.
+// a seventh of the regexp's cost (BenchmarkExpandPlaceholders): it runs
+// on every trigger.
 func expandPlaceholders(text string, repl func(ph string) string) string {
 	var out []byte
 	last := 0 // text[:last] is in out already
