@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/verifyd/verifyd/internal/logjson"
 )
 
 // config is every setting of the binary. Defaults, then environment, then
@@ -162,7 +164,7 @@ func (c *config) validate() error {
 func (c *config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(logjson.New(w, &slog.HandlerOptions{Level: lvl}))
 }
 
 func (c *config) isPostgres() bool {
