@@ -214,7 +214,14 @@ func (e *carrierEnv) waitDelivery(t *testing.T, id, want string) {
 // prefix (name and labels), or -1.
 func (e *carrierEnv) metric(t *testing.T, prefix string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + e.srv.addr + "/metrics")
+	return scrapeMetric(t, "http://"+e.srv.addr, prefix)
+}
+
+// scrapeMetric returns the value of the sample of base's /metrics whose
+// line starts with prefix (name and labels), or -1.
+func scrapeMetric(t *testing.T, base, prefix string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,9 @@ import (
 
 // Handler is the slog.Handler; New makes one.
 type Handler struct {
-	json  *slog.JSONHandler
-	w     *lockedWriter
-	fast  bool // no ReplaceAttr or AddSource: the fast path's output is JSONHandler's
-	level slog.Leveler
+	json *slog.JSONHandler
+	w    *lockedWriter
+	fast bool // no ReplaceAttr or AddSource: the fast path's output is JSONHandler's
 }
 
 // New returns a Handler writing JSON lines to w, as
@@ -35,12 +34,7 @@ func New(w io.Writer, opts *slog.HandlerOptions) *Handler {
 		opts = &slog.HandlerOptions{}
 	}
 	lw := &lockedWriter{w: w}
-	level := opts.Level
-	if level == nil {
-		level = slog.LevelInfo
-	}
-	return &Handler{json: slog.NewJSONHandler(lw, opts), w: lw,
-		fast: opts.ReplaceAttr == nil && !opts.AddSource, level: level}
+	return &Handler{json: slog.NewJSONHandler(lw, opts), w: lw, fast: opts.ReplaceAttr == nil && !opts.AddSource}
 }
 
 // lockedWriter makes each Write whole with respect to the others: the
@@ -56,9 +50,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// Enabled reports whether level is logged.
-func (h *Handler) Enabled(_ context.Context, level slog.Level) bool {
-	return level >= h.level.Level()
+// Enabled reports whether level is logged (the JSONHandler's answer).
+func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.json.Enabled(ctx, level)
 }
 
 // WithAttrs returns the JSONHandler's (records with shared attributes take
